@@ -1,0 +1,59 @@
+//! The decoder's two failure kinds: a configuration it cannot work with (found once, when
+//! a table is set up) and a page it cannot read at all (found per response). A single bad
+//! record is neither: it becomes a dead letter and the page goes on.
+
+use thiserror::Error;
+
+/// Why a [`RecordDecoder`](super::RecordDecoder) could not be built from a schema and a
+/// format. These are user configuration errors: fix the table definition, do not retry.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DecoderConfigError {
+    /// `json_path` is not valid RFC 9535 JSONPath.
+    #[error("invalid json_path '{path}': {message}")]
+    InvalidJsonPath {
+        /// The path as written.
+        path: String,
+        /// The JSONPath parser's explanation, with the position.
+        message: String,
+    },
+    /// `format = 'raw'` needs exactly one column, of type TEXT or JSON.
+    #[error("format 'raw' needs exactly one column of type TEXT or JSON, the table has {found}")]
+    RawNeedsOneTextColumn {
+        /// What the table has instead, e.g. `2 columns` or `one column of type INT`.
+        found: String,
+    },
+    /// A DECIMAL column whose precision/scale Arrow cannot store.
+    #[error(
+        "column \"{column}\": DECIMAL({precision},{scale}) is invalid: precision must be 1..=38 and scale 0..=precision"
+    )]
+    InvalidDecimal {
+        /// The column name.
+        column: String,
+        /// Declared precision.
+        precision: u8,
+        /// Declared scale.
+        scale: i8,
+    },
+    /// Two columns with the same name: records could not be matched unambiguously.
+    #[error("column \"{column}\" is declared twice")]
+    DuplicateColumn {
+        /// The repeated name.
+        column: String,
+    },
+}
+
+/// Why a whole page could not be decoded. No record of the page is kept. Not retryable by
+/// itself: the same body decodes the same way, so the source's error policy decides.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DecodeError {
+    /// A JSON format got a body with nothing but whitespace in it.
+    #[error("empty body: expected JSON")]
+    EmptyBody,
+    /// The body is not valid JSON; the message carries serde_json's line and column.
+    #[error("body is not valid JSON: {0}")]
+    InvalidJson(String),
+    /// Assembling the Arrow batch failed (an internal inconsistency, reported rather than
+    /// panicking).
+    #[error("cannot build the record batch: {0}")]
+    Arrow(String),
+}

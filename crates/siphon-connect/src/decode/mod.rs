@@ -1,0 +1,238 @@
+//! Typed-record decoding: a response body in, one Arrow batch of the table's rows plus the
+//! records that could not be converted (dead letters) out. This module is the façade:
+//! the format switch and the public types. Picking records, matching fields, converting
+//! cells and building Arrow arrays each live in their own submodule.
+//!
+//! The hot path never builds a `serde_json::Value` per record: one streaming serde_json
+//! pass walks the page to the records, reads each record's fields as borrowed raw values,
+//! and converts cells straight from that text into a reused row buffer, then appends them
+//! to Arrow builders. Other JSONPath expressions go through serde_json_path and then the
+//! same record reader, so both give identical results.
+
+mod cell;
+mod columns;
+mod compact;
+mod error;
+mod page;
+mod raw;
+mod record;
+mod select;
+mod temporal;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+
+pub use error::{DecodeError, DecoderConfigError};
+pub use page::MAX_DEAD_LETTER_RAW;
+
+use page::PageSink;
+use record::FieldIndex;
+use select::Selection;
+
+use crate::schema::{ColumnType, RecordSchema};
+
+/// How a response body is laid out. CSV and XML will join as further variants feeding
+/// the same cell conversion (`cell::convert` with string scalars).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Format {
+    /// A JSON document. Without `json_path` the body is one record (an object) or one
+    /// record per element (an array); with it, every node the RFC 9535 path selects is a
+    /// record.
+    Json {
+        /// The JSONPath selecting the records, e.g. `$.data[*]`.
+        json_path: Option<String>,
+    },
+    /// Newline-delimited JSON: one object per non-blank line.
+    Ndjson,
+    /// The whole body is one record in the table's single TEXT or JSON column.
+    Raw,
+}
+
+/// The result of decoding one page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedPage {
+    /// The records that converted, with the schema's Arrow schema (possibly 0 rows).
+    pub batch: RecordBatch,
+    /// The records that did not, in page order.
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+/// A record dropped because it could not be converted: it goes to `system.dead_letters`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Which record, field, type and value failed, e.g.
+    /// `record 3: field "value": cannot convert string "abc" to DOUBLE`.
+    pub reason: String,
+    /// The record's text as received (an NDJSON line, a JSON record compacted only as the
+    /// server sent it), truncated to [`MAX_DEAD_LETTER_RAW`] bytes.
+    pub raw: String,
+}
+
+/// Decodes the pages of one table: built once from the table's schema and format, then
+/// reused for every page (it holds no per-page state, so it is `Send + Sync`).
+#[derive(Debug)]
+pub struct RecordDecoder {
+    schema: Arc<RecordSchema>,
+    index: FieldIndex,
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Json(Selection),
+    Ndjson,
+    Raw,
+}
+
+/// A UTF-8 byte-order mark, which some servers put before JSON and serde_json rejects.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Rough size of one record, to size the builders of a page from its body length.
+const TYPICAL_RECORD_BYTES: usize = 128;
+const MAX_ROWS_HINT: usize = 16 * 1024;
+
+impl RecordDecoder {
+    /// A decoder for `schema` and `format`. Fails for a `json_path` that is not valid
+    /// RFC 9535 (quoting the path and the parser's message), for `Raw` unless the schema
+    /// is exactly one TEXT or JSON column, for a DECIMAL Arrow cannot store, and for a
+    /// column name declared twice.
+    pub fn new(schema: Arc<RecordSchema>, format: Format) -> Result<Self, DecoderConfigError> {
+        validate_columns(&schema)?;
+        let kind = match format {
+            Format::Json { json_path } => Kind::Json(Selection::new(json_path.as_deref())?),
+            Format::Ndjson => Kind::Ndjson,
+            Format::Raw => {
+                check_raw_columns(&schema)?;
+                Kind::Raw
+            }
+        };
+        Ok(RecordDecoder {
+            index: FieldIndex::new(&schema),
+            schema,
+            kind,
+        })
+    }
+
+    /// The schema batches are decoded into.
+    pub fn schema(&self) -> &Arc<RecordSchema> {
+        &self.schema
+    }
+
+    /// Decodes one response body. Records that cannot be converted become dead letters;
+    /// only a body that cannot be read at all (invalid or empty JSON) is an error.
+    pub fn decode(&self, body: &[u8]) -> Result<DecodedPage, DecodeError> {
+        let rows_hint = (body.len() / TYPICAL_RECORD_BYTES).clamp(1, MAX_ROWS_HINT);
+        match &self.kind {
+            Kind::Json(selection) => {
+                let body = body.strip_prefix(UTF8_BOM).unwrap_or(body);
+                if body.iter().all(u8::is_ascii_whitespace) {
+                    return Err(DecodeError::EmptyBody);
+                }
+                let body = json_text(body)?;
+                let mut sink = self.sink(rows_hint)?;
+                if selection.stream(body, &mut sink)? {
+                    if sink.has_pending_raw() {
+                        sink.fill_pending_raw(&selection.records(body)?);
+                    }
+                    return sink.finish();
+                }
+                let records = selection.records(body)?;
+                let mut sink = self.sink(records.len())?;
+                for record in &records {
+                    sink.json_record(record);
+                }
+                sink.finish()
+            }
+            Kind::Ndjson => {
+                let body = body.strip_prefix(UTF8_BOM).unwrap_or(body);
+                let mut sink = self.sink(rows_hint)?;
+                match std::str::from_utf8(body) {
+                    // The common case: validate UTF-8 once, then split with a fast search.
+                    Ok(text) => {
+                        for (i, line) in text.split('\n').enumerate() {
+                            if !line.bytes().all(|b| b.is_ascii_whitespace()) {
+                                sink.ndjson_line(i + 1, line);
+                            }
+                        }
+                    }
+                    Err(_) => {
+                        for (i, line) in body.split(|&b| b == b'\n').enumerate() {
+                            if line.iter().all(u8::is_ascii_whitespace) {
+                                continue;
+                            }
+                            match std::str::from_utf8(line) {
+                                Ok(text) => sink.ndjson_line(i + 1, text),
+                                Err(_) => sink.ndjson_invalid_utf8(i + 1, line),
+                            }
+                        }
+                    }
+                }
+                sink.finish()
+            }
+            Kind::Raw => {
+                let mut sink = self.sink(1)?;
+                sink.raw_body(body);
+                sink.finish()
+            }
+        }
+    }
+
+    fn sink<'a>(&self, rows_hint: usize) -> Result<PageSink<'_, 'a>, DecodeError> {
+        PageSink::new(&self.schema, &self.index, rows_hint)
+    }
+}
+
+/// The body as text, or the page error for it: serde_json's when it finds a syntax
+/// error, else where the first invalid UTF-8 byte is (both with line and column).
+fn json_text(body: &[u8]) -> Result<&str, DecodeError> {
+    std::str::from_utf8(body).map_err(|utf8| {
+        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+            return DecodeError::InvalidJson(e.to_string());
+        }
+        let before = &body[..utf8.valid_up_to()];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let column = utf8.valid_up_to() - line_start + 1;
+        DecodeError::InvalidJson(format!("invalid UTF-8 at line {line} column {column}"))
+    })
+}
+
+fn validate_columns(schema: &RecordSchema) -> Result<(), DecoderConfigError> {
+    let mut seen = std::collections::HashSet::new();
+    for column in schema.columns() {
+        if !seen.insert(column.name.as_str()) {
+            return Err(DecoderConfigError::DuplicateColumn {
+                column: column.name.clone(),
+            });
+        }
+        if let ColumnType::Decimal { precision, scale } = column.ty
+            && (!(1..=38).contains(&precision) || scale < 0 || scale.unsigned_abs() > precision)
+        {
+            return Err(DecoderConfigError::InvalidDecimal {
+                column: column.name.clone(),
+                precision,
+                scale,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn check_raw_columns(schema: &RecordSchema) -> Result<(), DecoderConfigError> {
+    match schema.columns() {
+        [column] if matches!(column.ty, ColumnType::Text | ColumnType::Json) => Ok(()),
+        [column] => Err(DecoderConfigError::RawNeedsOneTextColumn {
+            found: format!("one column of type {}", column.ty.sql_name()),
+        }),
+        columns => Err(DecoderConfigError::RawNeedsOneTextColumn {
+            found: format!("{} columns", columns.len()),
+        }),
+    }
+}

@@ -1,0 +1,884 @@
+//! One polling source: walk the pages of one poll, decode them, and work out the next state.
+//!
+//! A poll is a step from the saved [`SourceState`] to a [`PollOutput`] (records plus the
+//! new state). It stores nothing: the engine commits the records and the new state in one
+//! transaction, which is what makes a restart after a crash exactly-once. A failed poll
+//! (retries spent on any page, a pagination loop, an undecodable page) returns an error and
+//! no state, so nothing of it commits and the next poll starts again from the saved state.
+//!
+//! Around every request: the connection's rate limiter, the OAuth2 token (fetched once
+//! more on a 401), retries with backoff and `Retry-After`, and the rate-limit headers the
+//! server sends. Around every poll: the circuit breaker.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use arrow::array::RecordBatch;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::{Auth, EmitBehavior, PollingConfig};
+use crate::decode::{
+    DeadLetter, DecodeError, DecodedPage, DecoderConfigError, Format, RecordDecoder,
+};
+use crate::oauth2::TokenProvider;
+use crate::pagination::{PageRequest, PageWalk, PaginationError, Step};
+use crate::resilience::{CircuitBreaker, CircuitState, Decision, Outcome, RateLimiter, headers};
+use crate::schema::RecordSchema;
+use crate::state::{self, StateError};
+use crate::template::{Escape, RequestContext};
+
+/// How many bytes of an error response's body an error message quotes.
+const BODY_EXCERPT: usize = 300;
+
+/// What a source remembers between polls. It is committed with the records a poll
+/// produced, so it always describes exactly what the table holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SourceState {
+    /// Start of the last successful poll.
+    pub last_poll_time: Option<DateTime<Utc>>,
+    /// SHA-256 of the last response bodies, for `emit_behavior = 'changed'`.
+    pub last_body_sha256: Option<String>,
+    /// Successful polls so far.
+    pub polls: u64,
+    /// Incremental state: the maximum of `state_field` so far.
+    pub value: Option<String>,
+    /// `ETag` of the last response's first page.
+    pub etag: Option<String>,
+    /// `Last-Modified` of the last response's first page.
+    pub last_modified: Option<String>,
+}
+
+/// One HTTP exchange, for status, metrics and logs.
+#[derive(Clone, Debug)]
+pub struct RequestRecord {
+    /// When the request was sent.
+    pub started_at: DateTime<Utc>,
+    /// HTTP method.
+    pub method: String,
+    /// The URL with secrets redacted.
+    pub url: String,
+    /// The status, if a response arrived.
+    pub status: Option<u16>,
+    /// Time to the end of the body (or the failure).
+    pub elapsed: Duration,
+    /// Body bytes received.
+    pub bytes: u64,
+    /// 1 for the first try of a page's request, 2 for its first retry, ...
+    pub attempt: u32,
+    /// The page of the poll (1-based).
+    pub page: u32,
+}
+
+/// What a successful poll produced.
+#[derive(Debug)]
+pub struct PollOutput {
+    /// Decoded records of every page, or `None` when nothing is to be emitted (an
+    /// unchanged body, a 304).
+    pub page: Option<DecodedPage>,
+    /// The state to commit with the records.
+    pub state: SourceState,
+    /// The requests the poll made.
+    pub requests: Vec<RequestRecord>,
+    /// Pages walked.
+    pub pages: u32,
+    /// Whether the records are the API's whole list (no `max_pages` cut, not incremental),
+    /// so rows missing from it may be taken as deleted.
+    pub complete: bool,
+    /// The server answered 304 Not Modified.
+    pub not_modified: bool,
+    /// Things worth reporting that are not failures (e.g. `max_pages` reached).
+    pub notes: Vec<String>,
+}
+
+/// Why a poll failed. Messages never carry secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    /// No response: connection refused, DNS, TLS, reset, a broken body, a redirect loop.
+    #[error("request to {url} failed: {message}")]
+    Transport {
+        /// The redacted URL.
+        url: String,
+        /// What went wrong.
+        message: String,
+        /// The requests made, for metrics.
+        requests: Vec<RequestRecord>,
+    },
+    /// The request or the body took longer than `timeout_ms`.
+    #[error("request to {url} timed out after {timeout_ms} ms")]
+    Timeout {
+        /// The redacted URL.
+        url: String,
+        /// The configured timeout.
+        timeout_ms: u128,
+        /// The requests made, for metrics.
+        requests: Vec<RequestRecord>,
+    },
+    /// The server answered with a status that is not a success.
+    #[error("HTTP {status} from {url}: {excerpt}")]
+    Status {
+        /// The redacted URL.
+        url: String,
+        /// The status code.
+        status: u16,
+        /// The start of the body.
+        excerpt: String,
+        /// The requests made, for metrics.
+        requests: Vec<RequestRecord>,
+    },
+    /// The body was larger than allowed.
+    #[error("response from {url} exceeds max_response_bytes ({limit} bytes)")]
+    TooLarge {
+        /// The redacted URL.
+        url: String,
+        /// The limit.
+        limit: u64,
+        /// The requests made, for metrics.
+        requests: Vec<RequestRecord>,
+    },
+    /// The body could not be read as the configured format at all.
+    #[error("cannot decode the response from {url}: {source}")]
+    Decode {
+        /// The redacted URL.
+        url: String,
+        /// The decoder's error.
+        source: DecodeError,
+        /// The requests made, for metrics.
+        requests: Vec<RequestRecord>,
+    },
+    /// A page sent the walk somewhere it cannot follow (a loop, a bad cursor).
+    #[error("pagination stopped at {url}: {source}")]
+    Pagination {
+        /// The redacted URL.
+        url: String,
+        /// What the walk found.
+        source: PaginationError,
+        /// The requests made, for metrics.
+        requests: Vec<RequestRecord>,
+    },
+    /// The OAuth2 token could not be had.
+    #[error("authentication failed: {message}")]
+    Auth {
+        /// What the token endpoint said (redacted).
+        message: String,
+        /// The requests made, for metrics.
+        requests: Vec<RequestRecord>,
+    },
+    /// The state could not be read from the records.
+    #[error("{0}")]
+    State(#[from] StateError),
+    /// The circuit breaker is open: no request was made.
+    #[error("circuit breaker open: next trial poll in {remaining_ms} ms")]
+    CircuitOpen {
+        /// Time until the breaker lets a trial poll through.
+        remaining_ms: u128,
+    },
+}
+
+impl PollError {
+    /// The requests made before the failure.
+    pub fn requests(&self) -> &[RequestRecord] {
+        match self {
+            PollError::Transport { requests, .. }
+            | PollError::Timeout { requests, .. }
+            | PollError::Status { requests, .. }
+            | PollError::TooLarge { requests, .. }
+            | PollError::Decode { requests, .. }
+            | PollError::Pagination { requests, .. }
+            | PollError::Auth { requests, .. } => requests,
+            PollError::State(_) | PollError::CircuitOpen { .. } => &[],
+        }
+    }
+}
+
+/// Why a source could not be built from its configuration.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct SourceBuildError {
+    /// The option at fault.
+    pub option: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl From<DecoderConfigError> for SourceBuildError {
+    fn from(e: DecoderConfigError) -> Self {
+        SourceBuildError {
+            option: "format",
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Checks that a configuration fits a table (format, state field) and returns the decoder.
+pub fn check_source(
+    config: &PollingConfig,
+    schema: Arc<RecordSchema>,
+) -> Result<RecordDecoder, SourceBuildError> {
+    if let Some(s) = &config.state {
+        let Some(column) = schema.columns().iter().find(|c| c.name == s.field) else {
+            let names: Vec<&str> = schema.columns().iter().map(|c| c.name.as_str()).collect();
+            return Err(SourceBuildError {
+                option: "state_field",
+                message: format!(
+                    "`{}` is not a column of the table (columns: {})",
+                    s.field,
+                    names.join(", ")
+                ),
+            });
+        };
+        use crate::schema::ColumnType as T;
+        let fits = match s.kind {
+            crate::config::StateKind::Timestamp => {
+                matches!(column.ty, T::Timestamp | T::Date | T::Text | T::BigInt)
+            }
+            crate::config::StateKind::Checkpoint => {
+                matches!(
+                    column.ty,
+                    T::SmallInt | T::Int | T::BigInt | T::Double | T::Decimal { .. } | T::Text
+                )
+            }
+            crate::config::StateKind::None => true,
+        };
+        if !fits {
+            return Err(SourceBuildError {
+                option: "state_field",
+                message: format!(
+                    "column `{}` is {}, which cannot hold this kind of state",
+                    s.field,
+                    column.ty.sql_name()
+                ),
+            });
+        }
+    }
+    Ok(RecordDecoder::new(schema, config.format.clone())?)
+}
+
+/// The shared HTTP client: one connection pool for every source of a process.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(concat!("siphon/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::limited(10))
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build()
+        .expect("the HTTP client's fixed settings are valid")
+}
+
+/// What several tables of one connection share: the OAuth2 token and the rate limit.
+#[derive(Clone, Default)]
+pub struct SharedResources {
+    /// The connection's token provider (auth_type = 'oauth2').
+    pub tokens: Option<Arc<TokenProvider>>,
+    /// The connection's rate limiter.
+    pub limiter: Option<Arc<RateLimiter>>,
+}
+
+impl SharedResources {
+    /// Fresh shared resources for a configuration (the engine keeps one per connection).
+    pub fn for_config(config: &PollingConfig, client: &reqwest::Client) -> Self {
+        SharedResources {
+            tokens: match &config.auth {
+                Auth::OAuth2(c) => Some(Arc::new(TokenProvider::new(c.clone(), client.clone()))),
+                _ => None,
+            },
+            limiter: config
+                .rate_limit
+                .map(|r| Arc::new(RateLimiter::new(r.requests, r.window))),
+        }
+    }
+}
+
+/// A configured polling source, ready to poll.
+pub struct PollingSource {
+    config: Arc<PollingConfig>,
+    decoder: RecordDecoder,
+    client: reqwest::Client,
+    tokens: Option<Arc<TokenProvider>>,
+    limiter: Arc<RateLimiter>,
+    breaker: Option<Mutex<CircuitBreaker>>,
+}
+
+/// A response that arrived whole.
+struct Fetched {
+    status: u16,
+    headers: HeaderMap,
+    url: reqwest::Url,
+    body: Vec<u8>,
+}
+
+enum FetchError {
+    Transport(reqwest::Error),
+    TooLarge,
+}
+
+impl PollingSource {
+    /// Builds a source; fails when the format or the state field does not fit the schema.
+    pub fn new(
+        config: Arc<PollingConfig>,
+        schema: Arc<RecordSchema>,
+        client: reqwest::Client,
+        shared: SharedResources,
+    ) -> Result<Self, SourceBuildError> {
+        let decoder = check_source(&config, schema)?;
+        Ok(PollingSource {
+            breaker: config
+                .circuit_breaker
+                .map(|c| Mutex::new(CircuitBreaker::new(c.threshold, c.open_timeout))),
+            limiter: shared
+                .limiter
+                .unwrap_or_else(|| Arc::new(RateLimiter::unlimited())),
+            tokens: shared.tokens,
+            config,
+            decoder,
+            client,
+        })
+    }
+
+    /// The bound configuration.
+    pub fn config(&self) -> &PollingConfig {
+        &self.config
+    }
+
+    /// The circuit breaker's state, when one is configured.
+    pub fn circuit_state(&self) -> Option<CircuitState> {
+        self.breaker
+            .as_ref()
+            .map(|b| b.lock().expect("breaker lock").state())
+    }
+
+    /// Polls once from `state`. Nothing is stored; the caller commits the output.
+    pub async fn poll(&self, state: &SourceState) -> Result<PollOutput, PollError> {
+        if let Some(breaker) = &self.breaker {
+            breaker
+                .lock()
+                .expect("breaker lock")
+                .try_acquire()
+                .map_err(|remaining| PollError::CircuitOpen {
+                    remaining_ms: remaining.as_millis(),
+                })?;
+        }
+        let result = self.walk(state).await;
+        if let Some(breaker) = &self.breaker {
+            let mut b = breaker.lock().expect("breaker lock");
+            if result.is_ok() {
+                b.on_success()
+            } else {
+                b.on_failure()
+            }
+        }
+        result
+    }
+
+    async fn walk(&self, state: &SourceState) -> Result<PollOutput, PollError> {
+        let c = &*self.config;
+        let started_at = Utc::now();
+        let mut requests = Vec::new();
+        let saved = state
+            .value
+            .clone()
+            .or_else(|| c.state.as_ref().and_then(|s| s.initial.clone()));
+        let state_sent = match (&c.state, &saved) {
+            (Some(s), Some(v)) => Some(state::render(s.kind, v, &c.time_format)),
+            _ => None,
+        };
+        let mut walk = PageWalk::new(&c.pagination, c.max_pages);
+        let mut next = walk.first();
+        let mut pages: Vec<DecodedPage> = Vec::new();
+        let mut hasher = Sha256::new();
+        let mut validators = (None, None);
+        let mut notes = Vec::new();
+        let mut complete = true;
+        let single_page = matches!(
+            c.pagination.pagination(),
+            crate::pagination::Pagination::None
+        );
+        loop {
+            let ctx = RequestContext {
+                last_poll_time: state.last_poll_time,
+                current_time: started_at,
+                state: state_sent.clone(),
+                page: next.page,
+                offset: next.offset,
+                cursor: next.cursor.clone(),
+            };
+            let first = pages.is_empty();
+            let request = self.build_request(&ctx, &next, first.then_some(state), &requests)?;
+            let page_no = pages.len() as u32 + 1;
+            let fetched = self.send(request, page_no, &mut requests).await?;
+            let url_text = self.config.redactor.redact(fetched.url.as_str());
+            if first {
+                if fetched.status == 304 {
+                    return Ok(PollOutput {
+                        page: None,
+                        state: SourceState {
+                            last_poll_time: Some(started_at),
+                            polls: state.polls + 1,
+                            ..state.clone()
+                        },
+                        requests,
+                        pages: 1,
+                        complete: false,
+                        not_modified: true,
+                        notes,
+                    });
+                }
+                validators = (
+                    header_text(&fetched.headers, "etag"),
+                    header_text(&fetched.headers, "last-modified"),
+                );
+            }
+            hasher.update((fetched.body.len() as u64).to_le_bytes());
+            hasher.update(&fetched.body);
+            if single_page && c.emit_behavior == EmitBehavior::Changed {
+                // One page: the hash is known before decoding, so an unchanged body costs no decode.
+                let digest = hex(&hasher.clone().finalize());
+                if state.last_body_sha256.as_deref() == Some(digest.as_str()) {
+                    return Ok(self.unchanged(state, started_at, requests, validators, saved));
+                }
+            }
+            let page = self
+                .decoder
+                .decode(&fetched.body)
+                .map_err(|source| PollError::Decode {
+                    url: url_text.clone(),
+                    source,
+                    requests: requests.clone(),
+                })?;
+            let records = page.batch.num_rows() + page.dead_letters.len();
+            pages.push(page);
+            match walk.next(&fetched.url, &fetched.headers, &fetched.body, records) {
+                Ok(Step::Next(request)) => next = request,
+                Ok(Step::Done) => break,
+                Ok(Step::MaxPages) => {
+                    notes.push(format!(
+                        "max_pages ({}) reached; the poll stopped there",
+                        c.max_pages
+                    ));
+                    complete = false;
+                    break;
+                }
+                Err(source) => {
+                    return Err(PollError::Pagination {
+                        url: url_text,
+                        source,
+                        requests,
+                    });
+                }
+            }
+        }
+
+        let digest = hex(&hasher.finalize());
+        if c.emit_behavior == EmitBehavior::Changed
+            && state.last_body_sha256.as_deref() == Some(digest.as_str())
+        {
+            return Ok(self.unchanged(state, started_at, requests, validators, saved));
+        }
+        let page_count = pages.len() as u32;
+        let page = merge(self.decoder.schema().arrow_schema(), pages);
+        let value = match &c.state {
+            Some(s) => state::advance(s.kind, &page.batch, &s.field, saved.as_deref())?,
+            None => None,
+        };
+        Ok(PollOutput {
+            page: Some(page),
+            state: SourceState {
+                last_poll_time: Some(started_at),
+                last_body_sha256: (c.emit_behavior == EmitBehavior::Changed).then_some(digest),
+                polls: state.polls + 1,
+                value,
+                etag: validators.0,
+                last_modified: validators.1,
+            },
+            requests,
+            pages: page_count,
+            complete: complete && c.state.is_none(),
+            not_modified: false,
+            notes,
+        })
+    }
+
+    fn unchanged(
+        &self,
+        state: &SourceState,
+        started_at: DateTime<Utc>,
+        requests: Vec<RequestRecord>,
+        validators: (Option<String>, Option<String>),
+        saved: Option<String>,
+    ) -> PollOutput {
+        PollOutput {
+            page: None,
+            state: SourceState {
+                last_poll_time: Some(started_at),
+                polls: state.polls + 1,
+                value: saved,
+                etag: validators.0,
+                last_modified: validators.1,
+                ..state.clone()
+            },
+            pages: requests.iter().map(|r| r.page).max().unwrap_or(1),
+            requests,
+            complete: false,
+            not_modified: false,
+            notes: Vec::new(),
+        }
+    }
+
+    fn build_request(
+        &self,
+        ctx: &RequestContext,
+        page: &PageRequest,
+        conditional: Option<&SourceState>,
+        requests: &[RequestRecord],
+    ) -> Result<reqwest::Request, PollError> {
+        let c = &*self.config;
+        let tf = &c.time_format;
+        let endpoint = c.endpoint.render(ctx, tf, Escape::Url);
+        let mut url = match &page.url {
+            Some(next) => next.clone(),
+            None => reqwest::Url::parse(&endpoint).map_err(|e| PollError::Transport {
+                url: self.config.redactor.redact(&endpoint),
+                message: format!(
+                    "the endpoint is not a valid URL after filling its variables: {e}"
+                ),
+                requests: requests.to_vec(),
+            })?,
+        };
+        if page.url.is_none() {
+            let mut params: Vec<(String, String)> = c
+                .query_params
+                .iter()
+                .map(|(k, v)| (k.clone(), v.render(ctx, tf, Escape::None)))
+                .collect();
+            if let (Some(s), Some(value)) = (&c.state, &ctx.state)
+                && let Some(param) = &s.param
+            {
+                params.retain(|(k, _)| k != param);
+                params.push((param.clone(), value.clone()));
+            }
+            for (k, v) in &page.query {
+                params.retain(|(existing, _)| existing != k);
+                params.push((k.clone(), v.clone()));
+            }
+            if !params.is_empty() {
+                url.query_pairs_mut().extend_pairs(params);
+            }
+        }
+        // Credentials go only to the endpoint's own origin, never to a host a server's
+        // next link names.
+        let same_origin = reqwest::Url::parse(&endpoint).is_ok_and(|e| e.origin() == url.origin());
+        let mut builder = self.client.request(c.method.as_reqwest(), url);
+        for (name, value) in &c.headers {
+            builder = builder.header(name, value.render(ctx, tf, Escape::None));
+        }
+        if same_origin {
+            match &c.auth {
+                Auth::None | Auth::OAuth2(_) => {}
+                Auth::Basic { username, password } => {
+                    let encoded = base64::engine::general_purpose::STANDARD
+                        .encode(format!("{username}:{}", password.expose()));
+                    builder =
+                        builder.header(reqwest::header::AUTHORIZATION, format!("Basic {encoded}"));
+                }
+                Auth::Bearer { token } => {
+                    builder = builder.header(
+                        reqwest::header::AUTHORIZATION,
+                        format!("Bearer {}", token.expose()),
+                    );
+                }
+                Auth::ApiKey { key, header } => {
+                    builder = builder.header(header.as_str(), key.expose());
+                }
+            }
+        }
+        if let Some(state) = conditional {
+            if let Some(etag) = &state.etag {
+                builder = builder.header(reqwest::header::IF_NONE_MATCH, etag);
+            }
+            if let Some(modified) = &state.last_modified {
+                builder = builder.header(reqwest::header::IF_MODIFIED_SINCE, modified);
+            }
+        }
+        if let Some(body) = &c.body {
+            let plain = body.render(ctx, tf, Escape::None);
+            let looks_json = matches!(plain.trim_start().chars().next(), Some('{' | '['));
+            builder = builder.body(if looks_json {
+                body.render(ctx, tf, Escape::Json)
+            } else {
+                plain
+            });
+            let has_content_type = c
+                .headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+            if looks_json && !has_content_type {
+                builder = builder.header(reqwest::header::CONTENT_TYPE, "application/json");
+            }
+        }
+        let mut request = builder.build().map_err(|e| PollError::Transport {
+            url: self.config.redactor.redact(&endpoint),
+            message: self.config.redactor.redact(&e.to_string()),
+            requests: requests.to_vec(),
+        })?;
+        if !same_origin {
+            request.headers_mut().remove(reqwest::header::AUTHORIZATION);
+        }
+        Ok(request)
+    }
+
+    /// Sends one page's request with rate limiting, OAuth2, and retries.
+    async fn send(
+        &self,
+        request: reqwest::Request,
+        page: u32,
+        requests: &mut Vec<RequestRecord>,
+    ) -> Result<Fetched, PollError> {
+        let c = &*self.config;
+        let url = c.redactor.redact(request.url().as_str());
+        let same_origin_token = self.tokens.as_ref().filter(|_| {
+            reqwest::Url::parse(&c.endpoint.render(
+                &RequestContext::new(None, Utc::now()),
+                &c.time_format,
+                Escape::Url,
+            ))
+            .is_ok_and(|e| e.origin() == request.url().origin())
+        });
+        let mut attempt = 0u32;
+        let mut tries = 0u32;
+        let mut token_refreshed = false;
+        loop {
+            attempt += 1;
+            tries += 1;
+            self.limiter.acquire().await;
+            let mut req = request
+                .try_clone()
+                .expect("request bodies are in memory and clone");
+            let mut token_used = None;
+            if let Some(tokens) = same_origin_token {
+                match tokens.token().await {
+                    Ok(token) => {
+                        let value = HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| PollError::Auth {
+                            message: "the token endpoint returned a token that is not a valid header value".into(),
+                            requests: requests.clone(),
+                        })?;
+                        req.headers_mut()
+                            .insert(reqwest::header::AUTHORIZATION, value);
+                        token_used = Some(token);
+                    }
+                    Err(e) => {
+                        return Err(PollError::Auth {
+                            message: c.redactor.redact(&e.to_string()),
+                            requests: requests.clone(),
+                        });
+                    }
+                }
+            }
+            let started_at = Utc::now();
+            let clock = Instant::now();
+            let mut record = RequestRecord {
+                started_at,
+                method: req.method().to_string(),
+                url: url.clone(),
+                status: None,
+                elapsed: Duration::ZERO,
+                bytes: 0,
+                attempt: tries,
+                page,
+            };
+            let result = tokio::time::timeout(c.timeout, self.fetch(req, &mut record)).await;
+            record.elapsed = clock.elapsed();
+            requests.push(record);
+
+            let (outcome, headers) = match &result {
+                Err(_) => (Outcome::Timeout, None),
+                Ok(Err(FetchError::Transport(e))) if e.is_timeout() => (Outcome::Timeout, None),
+                Ok(Err(FetchError::Transport(e))) if e.is_redirect() => {
+                    return Err(PollError::Transport {
+                        url,
+                        message: c.redactor.redact(&error_chain(e)),
+                        requests: requests.clone(),
+                    });
+                }
+                Ok(Err(FetchError::Transport(_))) => (Outcome::Transport, None),
+                Ok(Err(FetchError::TooLarge)) => {
+                    return Err(PollError::TooLarge {
+                        url,
+                        limit: c.max_response_bytes,
+                        requests: requests.clone(),
+                    });
+                }
+                Ok(Ok(f)) => (Outcome::from_status(f.status), Some(&f.headers)),
+            };
+            if let (Some(tokens), Some(token), Outcome::Status(401)) =
+                (same_origin_token, &token_used, &outcome)
+                && !token_refreshed
+            {
+                // A revoked or expired token: fetch once more and retry once, not counted as a retry.
+                tokens.invalidate(token);
+                token_refreshed = true;
+                attempt -= 1;
+                continue;
+            }
+            let retry_after = headers.and_then(|h| headers::retry_after(h, SystemTime::now()));
+            if let Some(wait) = headers.and_then(|h| headers::rate_limit_wait(h, SystemTime::now()))
+            {
+                self.limiter.pause_for(wait.min(c.retry.max_retry_after));
+            }
+            if outcome == Outcome::Success {
+                return match result {
+                    Ok(Ok(fetched)) => Ok(fetched),
+                    _ => unreachable!("a success outcome comes from a fetched response"),
+                };
+            }
+            let decision = {
+                let mut rng = rand::rng();
+                c.retry.decide(attempt, &outcome, retry_after, &mut rng)
+            };
+            match decision {
+                Decision::Retry(delay) => {
+                    tracing::debug!(url = %url, attempt, delay_ms = delay.as_millis() as u64, "retrying");
+                    if outcome == Outcome::Status(429) {
+                        self.limiter.pause_for(delay);
+                    }
+                    tokio::time::sleep(delay).await;
+                }
+                Decision::GiveUp => {
+                    return Err(match result {
+                        Err(_) => PollError::Timeout {
+                            url,
+                            timeout_ms: c.timeout.as_millis(),
+                            requests: requests.clone(),
+                        },
+                        Ok(Err(FetchError::Transport(e))) if e.is_timeout() => PollError::Timeout {
+                            url,
+                            timeout_ms: c.timeout.as_millis(),
+                            requests: requests.clone(),
+                        },
+                        Ok(Err(FetchError::Transport(e))) => PollError::Transport {
+                            url,
+                            message: c.redactor.redact(&error_chain(&e)),
+                            requests: requests.clone(),
+                        },
+                        Ok(Err(FetchError::TooLarge)) => unreachable!("returned above"),
+                        Ok(Ok(f)) => PollError::Status {
+                            url,
+                            status: f.status,
+                            excerpt: c.redactor.redact(&excerpt(&f.body)),
+                            requests: requests.clone(),
+                        },
+                    });
+                }
+            }
+        }
+    }
+
+    async fn fetch(
+        &self,
+        request: reqwest::Request,
+        record: &mut RequestRecord,
+    ) -> Result<Fetched, FetchError> {
+        let limit = self.config.max_response_bytes;
+        let mut response = self
+            .client
+            .execute(request)
+            .await
+            .map_err(FetchError::Transport)?;
+        let status = response.status().as_u16();
+        record.status = Some(status);
+        // A declared length over the limit is refused before reading. Compressed bodies
+        // are counted as they inflate, below.
+        if response.content_length().is_some_and(|len| len > limit)
+            && response.headers().get("content-encoding").is_none()
+        {
+            return Err(FetchError::TooLarge);
+        }
+        let headers = response.headers().clone();
+        let url = response.url().clone();
+        let mut body =
+            Vec::with_capacity(response.content_length().unwrap_or(0).min(1 << 20) as usize);
+        while let Some(chunk) = response.chunk().await.map_err(FetchError::Transport)? {
+            if (body.len() + chunk.len()) as u64 > limit {
+                return Err(FetchError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+            record.bytes = body.len() as u64;
+        }
+        Ok(Fetched {
+            status,
+            headers,
+            url,
+            body,
+        })
+    }
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Joins the pages of a poll into one page.
+fn merge(schema: arrow::datatypes::SchemaRef, mut pages: Vec<DecodedPage>) -> DecodedPage {
+    if pages.len() == 1 {
+        return pages.pop().expect("one page");
+    }
+    let dead_letters: Vec<DeadLetter> = pages
+        .iter_mut()
+        .flat_map(|p| std::mem::take(&mut p.dead_letters))
+        .collect();
+    let batches: Vec<RecordBatch> = pages.into_iter().map(|p| p.batch).collect();
+    let batch =
+        arrow::compute::concat_batches(&schema, &batches).expect("pages share the table's schema");
+    DecodedPage {
+        batch,
+        dead_letters,
+    }
+}
+
+/// The error and its causes, joined: reqwest's top-level message alone ("error sending
+/// request") hides the useful part ("connection refused").
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(BODY_EXCERPT)]);
+    let mut out: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if body.len() > BODY_EXCERPT {
+        out.push('…');
+    }
+    if out.is_empty() {
+        "(empty body)".into()
+    } else {
+        out
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The `format` option value that names this format.
+pub fn format_name(format: &Format) -> &'static str {
+    match format {
+        Format::Json { .. } => "json",
+        Format::Ndjson => "ndjson",
+        Format::Raw => "raw",
+    }
+}

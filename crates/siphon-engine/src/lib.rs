@@ -1,0 +1,270 @@
+//! siphon-engine: pipelines, catalog, store, runtime and SQL.
+//!
+//! [`Engine`] is the running system: it opens the store, applies pipeline files to the
+//! persisted catalog, runs one task per polling source, commits each poll atomically, and
+//! answers SQL over the committed data. The HTTP server and the CLI are thin layers over it.
+
+pub mod catalog;
+pub mod pipeline;
+pub mod query;
+mod runtime;
+pub mod status;
+pub mod store;
+mod system;
+pub mod tables;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use chrono::Utc;
+use siphon_connect::source::{PollingSource, SharedResources, http_client};
+
+/// Options that decide what a connection's tables share (token, rate limit): a table that
+/// sets one of these itself gets its own.
+const SHARED_OPTION_PREFIXES: &[&str] =
+    &["auth_type", "client_", "token_url", "scope", "rate_limit"];
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::catalog::{Catalog, ConnectorKind};
+use crate::pipeline::{LoadError, SourceFile};
+use crate::query::{QueryEngine, QueryError};
+use crate::status::{RunState, SourceStatus};
+use crate::store::{Commit, CommitInfo, DeadLetterRow, Store, StoreError};
+use crate::tables::{CommittedBatch, TableData, TableRef};
+
+/// Why the engine could not start or do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The pipeline files (or the stored catalog) have errors; nothing was applied.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Load(Vec<LoadError>),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Something that should not happen (a panicked task, a bug).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl EngineError {
+    /// Whether the fault is in the user's input (exit code 2) rather than at run time.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(self, EngineError::Load(_))
+    }
+}
+
+/// The running system.
+pub struct Engine {
+    store: Arc<Store>,
+    catalog: RwLock<Catalog>,
+    tables: RwLock<BTreeMap<String, TableRef>>,
+    statuses: RwLock<BTreeMap<String, Arc<Mutex<SourceStatus>>>>,
+    sources: Mutex<Vec<(TableRef, PollingSource)>>,
+    query: QueryEngine,
+    shutdown: watch::Sender<bool>,
+    tasks: tokio::sync::Mutex<JoinSet<()>>,
+    notes: Vec<String>,
+}
+
+impl Engine {
+    /// Opens the store in `data_dir`, applies `files` to its catalog (all or nothing) and
+    /// prepares every source. Sources start with [`Engine::start`].
+    pub async fn open(
+        data_dir: &Path,
+        files: Vec<SourceFile>,
+        env: impl Fn(&str) -> Option<String> + Send + 'static,
+    ) -> Result<Arc<Engine>, EngineError> {
+        let dir = data_dir.to_path_buf();
+        tokio::task::spawn_blocking(move || Engine::open_blocking(&dir, files, &env))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+    }
+
+    fn open_blocking(
+        data_dir: &Path,
+        files: Vec<SourceFile>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Arc<Engine>, EngineError> {
+        let store = Arc::new(Store::open(data_dir)?);
+        let base = Catalog::from_entries(&store.catalog()?).map_err(EngineError::Internal)?;
+        let loaded = pipeline::load(&files, &base, env).map_err(EngineError::Load)?;
+        if !loaded.store_changes.is_empty() {
+            store.apply_catalog(&loaded.store_changes)?;
+        }
+
+        let client = http_client();
+        // One token cache and one rate limiter per connection, shared by its tables unless
+        // a table overrides the options they depend on.
+        let mut shared_by_connection: BTreeMap<String, SharedResources> = BTreeMap::new();
+        let query = QueryEngine::new();
+        let mut tables = BTreeMap::new();
+        let mut statuses = BTreeMap::new();
+        let mut sources = Vec::new();
+        for def in loaded.catalog.tables.values() {
+            let entries = store
+                .read_log(&def.name, 0)?
+                .into_iter()
+                .map(|e| CommittedBatch {
+                    sequence: e.sequence,
+                    first_record: e.first_record,
+                    committed_at: e.committed_at,
+                    batch: e.batch,
+                })
+                .collect();
+            let table: TableRef = Arc::new(TableData::new(def.clone(), entries));
+            query
+                .register_table(table.clone())
+                .map_err(|e| EngineError::Internal(e.to_string()))?;
+            if def.connector == ConnectorKind::PollingHttp {
+                let config = loaded.sources.get(&def.name).cloned().ok_or_else(|| {
+                    EngineError::Internal(format!("table {} has no bound source", def.name))
+                })?;
+                let overrides_shared = def
+                    .options
+                    .keys()
+                    .any(|k| SHARED_OPTION_PREFIXES.iter().any(|p| k.starts_with(p)));
+                let shared = match &def.connection {
+                    Some(conn) if !overrides_shared => shared_by_connection
+                        .entry(conn.clone())
+                        .or_insert_with(|| SharedResources::for_config(&config, &client))
+                        .clone(),
+                    _ => SharedResources::for_config(&config, &client),
+                };
+                let source =
+                    PollingSource::new(config, Arc::new(def.schema()), client.clone(), shared)
+                        .map_err(|e| EngineError::Internal(e.to_string()))?;
+                statuses.insert(
+                    def.name.clone(),
+                    Arc::new(Mutex::new(SourceStatus {
+                        connector_name: def.connector.name().to_string(),
+                        table_name: def.name.clone(),
+                        connection_name: def.connection.clone(),
+                        state: RunState::Running,
+                        last_success_at: None,
+                        last_error: None,
+                        last_error_at: None,
+                        consecutive_failures: 0,
+                        requests: 0,
+                        records: 0,
+                        next_poll_at: Some(Utc::now()),
+                    })),
+                );
+                sources.push((table.clone(), source));
+            }
+            tables.insert(def.name.clone(), table);
+        }
+
+        let (shutdown, _) = watch::channel(false);
+        let engine = Arc::new(Engine {
+            store,
+            catalog: RwLock::new(loaded.catalog),
+            tables: RwLock::new(tables),
+            statuses: RwLock::new(statuses),
+            sources: Mutex::new(sources),
+            query,
+            shutdown,
+            tasks: tokio::sync::Mutex::new(JoinSet::new()),
+            notes: loaded.notes,
+        });
+        system::register(&engine).map_err(|e| EngineError::Internal(e.to_string()))?;
+        Ok(engine)
+    }
+
+    /// Starts every polling source.
+    pub async fn start(self: &Arc<Self>) {
+        let sources = std::mem::take(&mut *self.sources.lock().expect("sources lock"));
+        let mut tasks = self.tasks.lock().await;
+        for (table, source) in sources {
+            let status = self.statuses.read().expect("status lock")[&table.def.name].clone();
+            let task = runtime::SourceTask {
+                engine: self.clone(),
+                table,
+                source,
+                status,
+                shutdown: self.shutdown.subscribe(),
+            };
+            tasks.spawn(task.run());
+        }
+    }
+
+    /// Stops every source (a poll in flight is abandoned; a commit in flight completes)
+    /// and waits for them.
+    pub async fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+        let mut tasks = self.tasks.lock().await;
+        while tasks.join_next().await.is_some() {}
+    }
+
+    /// Notes from loading the pipeline files (not errors).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// Names of the tables, sorted.
+    pub fn table_names(&self) -> Vec<String> {
+        self.tables
+            .read()
+            .expect("tables lock")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// The catalog as it stands.
+    pub fn catalog(&self) -> Catalog {
+        self.catalog.read().expect("catalog lock").clone()
+    }
+
+    /// A snapshot of every source's status, by table name.
+    pub fn statuses(&self) -> Vec<SourceStatus> {
+        self.statuses
+            .read()
+            .expect("status lock")
+            .values()
+            .map(|s| s.lock().expect("status lock").clone())
+            .collect()
+    }
+
+    /// Runs a read-only SQL query.
+    pub async fn query(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), QueryError> {
+        self.query.query(sql).await
+    }
+
+    /// Commits records, source state and dead letters for one table atomically, then makes
+    /// the records visible to queries.
+    pub async fn commit(
+        &self,
+        table: &TableRef,
+        batch: Option<RecordBatch>,
+        state: Option<Vec<u8>>,
+        dead_letters: Vec<DeadLetterRow>,
+    ) -> Result<Option<CommitInfo>, EngineError> {
+        let _guard = table.commit_lock.lock().await;
+        let store = self.store.clone();
+        let name = table.def.name.clone();
+        let batch_for_store = batch.clone();
+        let info = tokio::task::spawn_blocking(move || {
+            store.commit(&Commit {
+                table: &name,
+                batch: batch_for_store.as_ref(),
+                state: state.as_deref(),
+                dead_letters: &dead_letters,
+            })
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))??;
+        if let (Some(info), Some(batch)) = (&info, batch) {
+            table.push(CommittedBatch {
+                sequence: info.sequence,
+                first_record: info.first_record,
+                committed_at: info.committed_at,
+                batch,
+            });
+        }
+        Ok(info)
+    }
+}

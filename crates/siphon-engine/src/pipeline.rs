@@ -1,0 +1,681 @@
+//! Loading pipeline files: parse, check, bind, and work out what changes in the catalog.
+//!
+//! Loading is all-or-nothing: every statement of every file is checked (names, types,
+//! options, environment variables, the binding of each source's options) before anything
+//! is applied, and every problem is reported at once with its file, line, statement and
+//! option. `siphon check` runs exactly this code against an empty catalog; `siphon run`
+//! runs it against the persisted catalog and then applies the result in one transaction.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+
+use siphon_connect::config::{OPTION_NAMES, PollingConfig, bind};
+use siphon_connect::decode::Format;
+use siphon_connect::schema::{Column, ColumnType};
+use siphon_connect::source::check_source;
+use siphon_connect::template::RequestVar;
+use siphon_ddl::{ObjectKind, OptionValue, Pos, Statement, StatementKind};
+
+use crate::catalog::{Catalog, ConnectionDef, ConnectorKind, TableDef};
+
+/// Options only a table may carry.
+const TABLE_ONLY_OPTIONS: &[&str] = &["connector", "connection"];
+
+/// A pipeline file's name and text.
+#[derive(Clone, Debug)]
+pub struct SourceFile {
+    /// The path as the user gave it (used in messages).
+    pub path: String,
+    /// The file's text.
+    pub text: String,
+}
+
+/// One problem found while loading.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadError {
+    /// File (or `catalog` for definitions that come from the data directory).
+    pub file: String,
+    /// Line, 1-based (0 when unknown).
+    pub line: u32,
+    /// Column, 1-based (0 when unknown).
+    pub column: u32,
+    /// The statement, e.g. `statement 2 (CREATE TABLE api_data)`.
+    pub statement: Option<String>,
+    /// The option at fault, if any.
+    pub option: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        write!(f, ": ")?;
+        if let Some(s) = &self.statement {
+            write!(f, "{s}: ")?;
+        }
+        if let Some(o) = &self.option {
+            write!(f, "option `{o}`: ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+/// The outcome of a successful load.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The catalog after the files are applied.
+    pub catalog: Catalog,
+    /// The store writes that turn the old catalog into the new one, in order.
+    pub store_changes: Vec<(String, Option<String>)>,
+    /// The bound configuration of every polling table in the new catalog.
+    pub sources: BTreeMap<String, Arc<PollingConfig>>,
+    /// Things worth telling the user that are not errors.
+    pub notes: Vec<String>,
+}
+
+/// Where a definition came from, for messages.
+#[derive(Clone, Debug)]
+struct Origin {
+    file: String,
+    pos: Pos,
+    label: String,
+    /// Positions of the option keys in the statement.
+    options: HashMap<String, Pos>,
+}
+
+impl Origin {
+    fn catalog(kind: &str, name: &str) -> Self {
+        Origin {
+            file: "catalog".into(),
+            pos: Pos { line: 0, column: 0 },
+            label: format!("stored {kind} {name}"),
+            options: HashMap::new(),
+        }
+    }
+
+    fn error(&self, option: Option<&str>, message: impl Into<String>) -> LoadError {
+        let pos = option
+            .and_then(|o| self.options.get(o))
+            .copied()
+            .unwrap_or(self.pos);
+        LoadError {
+            file: self.file.clone(),
+            line: pos.line,
+            column: pos.column,
+            statement: Some(self.label.clone()),
+            option: option.map(str::to_string),
+            message: message.into(),
+        }
+    }
+}
+
+/// Loads `files` on top of `base`, resolving `${NAME}` with `env`.
+pub fn load(
+    files: &[SourceFile],
+    base: &Catalog,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, Vec<LoadError>> {
+    let mut cx = LoadContext {
+        catalog: base.clone(),
+        changes: Vec::new(),
+        errors: Vec::new(),
+        notes: Vec::new(),
+        connection_origins: HashMap::new(),
+        table_origins: HashMap::new(),
+    };
+    for file in files {
+        let statements = match siphon_ddl::parse_script(&file.text) {
+            Ok(s) => s,
+            Err(e) => {
+                cx.errors.push(LoadError {
+                    file: file.path.clone(),
+                    line: e.pos.line,
+                    column: e.pos.column,
+                    statement: None,
+                    option: None,
+                    message: e.message.clone(),
+                });
+                continue;
+            }
+        };
+        for (index, statement) in statements.iter().enumerate() {
+            cx.statement(&file.path, index + 1, statement);
+        }
+    }
+    let sources = cx.bind_all(env);
+    if !cx.errors.is_empty() {
+        return Err(cx.errors);
+    }
+    Ok(Loaded {
+        catalog: cx.catalog,
+        store_changes: cx.changes,
+        sources,
+        notes: cx.notes,
+    })
+}
+
+struct LoadContext {
+    catalog: Catalog,
+    changes: Vec<(String, Option<String>)>,
+    errors: Vec<LoadError>,
+    notes: Vec<String>,
+    connection_origins: HashMap<String, Origin>,
+    table_origins: HashMap<String, Origin>,
+}
+
+fn describe(statement: &Statement) -> String {
+    match &statement.kind {
+        StatementKind::CreateConnection { name, .. } => format!("CREATE CONNECTION {}", name.value),
+        StatementKind::CreateTable { name, .. } => format!("CREATE TABLE {}", name.value),
+        StatementKind::CreateView { name, .. } => format!("CREATE VIEW {}", name.value),
+        StatementKind::Drop { object, names, .. } => {
+            let kind = match object {
+                ObjectKind::Table => "TABLE",
+                ObjectKind::View => "VIEW",
+                ObjectKind::Connection => "CONNECTION",
+            };
+            let names: Vec<&str> = names.iter().map(|n| n.value.as_str()).collect();
+            format!("DROP {kind} {}", names.join(", "))
+        }
+        StatementKind::Query { .. } => "SELECT".into(),
+    }
+}
+
+fn option_text(value: &OptionValue) -> String {
+    value.as_text()
+}
+
+impl LoadContext {
+    fn statement(&mut self, file: &str, index: usize, statement: &Statement) {
+        let origin = Origin {
+            file: file.to_string(),
+            pos: statement.pos,
+            label: format!("statement {index} ({})", describe(statement)),
+            options: HashMap::new(),
+        };
+        match &statement.kind {
+            StatementKind::CreateConnection {
+                name,
+                connector,
+                options,
+                or_replace,
+                if_not_exists,
+            } => {
+                let mut origin = origin;
+                origin.options = options.iter().map(|o| (o.key.clone(), o.key_pos)).collect();
+                let Some(kind) = ConnectorKind::parse(&connector.value) else {
+                    let mut e = origin.error(
+                        None,
+                        unknown_message("connector", &connector.value, ConnectorKind::NAMES),
+                    );
+                    (e.line, e.column) = (connector.pos.line, connector.pos.column);
+                    self.errors.push(e);
+                    return;
+                };
+                if kind != ConnectorKind::PollingHttp {
+                    self.errors.push(origin.error(
+                        None,
+                        format!(
+                            "a connection configures a polling_http_source, not {}",
+                            kind.name()
+                        ),
+                    ));
+                    return;
+                }
+                let mut map = BTreeMap::new();
+                for option in options {
+                    if TABLE_ONLY_OPTIONS.contains(&option.key.as_str()) {
+                        self.errors.push(origin.error(
+                            Some(&option.key),
+                            "belongs on a CREATE TABLE, not on a connection",
+                        ));
+                    } else if !OPTION_NAMES.contains(&option.key.as_str()) {
+                        self.errors.push(origin.error(
+                            Some(&option.key),
+                            unknown_message("option", &option.key, OPTION_NAMES),
+                        ));
+                    }
+                    map.insert(option.key.clone(), option_text(&option.value));
+                }
+                let def = ConnectionDef {
+                    name: name.value.clone(),
+                    connector: kind,
+                    options: map,
+                };
+                if let Some(first) = self.connection_origins.get(&def.name) {
+                    if !*or_replace && !*if_not_exists {
+                        self.errors.push(origin.error(
+                            None,
+                            format!(
+                                "connection {} is already declared at {}:{}",
+                                def.name, first.file, first.pos.line
+                            ),
+                        ));
+                        return;
+                    }
+                    if *if_not_exists {
+                        return;
+                    }
+                }
+                if *if_not_exists
+                    && self.catalog.connections.contains_key(&def.name)
+                    && !self.connection_origins.contains_key(&def.name)
+                {
+                    return;
+                }
+                self.connection_origins.insert(def.name.clone(), origin);
+                self.put_connection(def);
+            }
+            StatementKind::CreateTable {
+                name,
+                columns,
+                primary_key,
+                options,
+                or_replace,
+                if_not_exists,
+            } => {
+                let mut origin = origin;
+                origin.options = options.iter().map(|o| (o.key.clone(), o.key_pos)).collect();
+                let Some(def) = self.table_def(&origin, &name.value, columns, primary_key, options)
+                else {
+                    return;
+                };
+                self.create_table(origin, def, *or_replace, *if_not_exists);
+            }
+            StatementKind::CreateView { .. } => {
+                self.errors
+                    .push(origin.error(None, "views are not supported by this build yet"));
+            }
+            StatementKind::Drop {
+                object,
+                names,
+                if_exists,
+            } => {
+                for name in names {
+                    self.drop(&origin, *object, &name.value, *if_exists);
+                }
+            }
+            StatementKind::Query { .. } => {
+                self.notes.push(format!(
+                    "{}:{}: {} is not run at load time; run ad-hoc queries with `siphon sql`",
+                    origin.file, origin.pos.line, origin.label
+                ));
+            }
+        }
+    }
+
+    fn table_def(
+        &mut self,
+        origin: &Origin,
+        name: &str,
+        columns: &[siphon_ddl::ColumnDef],
+        primary_key: &[siphon_ddl::Ident],
+        options: &[siphon_ddl::SqlOption],
+    ) -> Option<TableDef> {
+        let errors_before = self.errors.len();
+        let mut cols: Vec<Column> = Vec::new();
+        for c in columns {
+            if cols.iter().any(|existing| existing.name == c.name.value) {
+                let mut e =
+                    origin.error(None, format!("column {} is declared twice", c.name.value));
+                (e.line, e.column) = (c.name.pos.line, c.name.pos.column);
+                self.errors.push(e);
+                continue;
+            }
+            match ColumnType::from_sql(&c.type_name.name, &c.type_name.params) {
+                Ok(ty) => cols.push(Column {
+                    name: c.name.value.clone(),
+                    ty,
+                    nullable: !c.not_null,
+                }),
+                Err(message) => {
+                    let mut e = origin.error(None, format!("column {}: {message}", c.name.value));
+                    (e.line, e.column) = (c.type_name.pos.line, c.type_name.pos.column);
+                    self.errors.push(e);
+                }
+            }
+        }
+        if cols.is_empty() && self.errors.len() == errors_before {
+            self.errors
+                .push(origin.error(None, "a table needs at least one column"));
+        }
+        let primary_key: Vec<String> = primary_key.iter().map(|i| i.value.clone()).collect();
+        if !primary_key.is_empty() {
+            self.errors.push(origin.error(
+                None,
+                "PRIMARY KEY tables (upserts by key) are not supported by this build yet",
+            ));
+        }
+
+        let mut map = BTreeMap::new();
+        let mut connector = None;
+        let mut connection = None;
+        for option in options {
+            let value = option_text(&option.value);
+            match option.key.as_str() {
+                "connector" => match ConnectorKind::parse(&value) {
+                    Some(kind) => connector = Some(kind),
+                    None => self.errors.push(origin.error(
+                        Some("connector"),
+                        unknown_message("connector", &value, ConnectorKind::NAMES),
+                    )),
+                },
+                "connection" => {
+                    if !self.catalog.connections.contains_key(&value) {
+                        let known: Vec<&str> = self
+                            .catalog
+                            .connections
+                            .keys()
+                            .map(String::as_str)
+                            .collect();
+                        self.errors.push(origin.error(
+                            Some("connection"),
+                            unknown_message("connection", &value, &known),
+                        ));
+                    }
+                    connection = Some(value);
+                }
+                key if OPTION_NAMES.contains(&key) => {
+                    map.insert(option.key.clone(), value);
+                }
+                key => {
+                    let mut names: Vec<&str> = OPTION_NAMES.to_vec();
+                    names.extend(TABLE_ONLY_OPTIONS);
+                    self.errors
+                        .push(origin.error(Some(key), unknown_message("option", key, &names)));
+                }
+            }
+        }
+        let connector = match (connector, &connection, map.is_empty()) {
+            (Some(kind), _, _) => kind,
+            (None, Some(_), _) => ConnectorKind::PollingHttp,
+            (None, None, true) => ConnectorKind::HttpInput,
+            (None, None, false) => {
+                self.errors.push(origin.error(None, "source options are given but no connector: add connector = 'polling_http_source'"));
+                ConnectorKind::HttpInput
+            }
+        };
+        if connector == ConnectorKind::HttpInput && (!map.is_empty() || connection.is_some()) {
+            self.errors
+                .push(origin.error(None, "an http_input (push) table takes no source options"));
+        }
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        Some(TableDef {
+            name: name.to_string(),
+            columns: cols,
+            primary_key,
+            connector,
+            connection,
+            options: map,
+        })
+    }
+
+    fn create_table(
+        &mut self,
+        origin: Origin,
+        def: TableDef,
+        or_replace: bool,
+        if_not_exists: bool,
+    ) {
+        if let Some(first) = self.table_origins.get(&def.name)
+            && !or_replace
+            && !if_not_exists
+        {
+            self.errors.push(origin.error(
+                None,
+                format!(
+                    "table {} is already declared at {}:{}",
+                    def.name, first.file, first.pos.line
+                ),
+            ));
+            return;
+        }
+        let existing = self.catalog.tables.get(&def.name).cloned();
+        let key = Catalog::table_key(&def.name);
+        match existing {
+            Some(_) if if_not_exists => return,
+            Some(old) if or_replace => {
+                self.changes.push((key.clone(), None));
+                if old.same_shape(&def) {
+                    self.notes.push(format!(
+                        "table {} is replaced: its rows are dropped",
+                        def.name
+                    ));
+                }
+            }
+            Some(old) if !old.same_shape(&def) => {
+                if self.table_origins.contains_key(&def.name) {
+                    // Declared earlier in these files with another shape: the replace above
+                    // handles OR REPLACE; anything else was reported as a duplicate.
+                } else {
+                    self.errors.push(origin.error(
+                        None,
+                        format!(
+                            "table {name} already exists in the data directory with columns ({old_cols}){old_pk}, but this statement declares ({new_cols}){new_pk}. \
+                             Its stored rows have the old shape. To keep them, restore the old definition; \
+                             to start the table afresh and drop its rows, write CREATE OR REPLACE TABLE {name} (once), or run with another --data-dir",
+                            name = def.name,
+                            old_cols = old.describe_columns(),
+                            new_cols = def.describe_columns(),
+                            old_pk = pk_text(&old.primary_key),
+                            new_pk = pk_text(&def.primary_key),
+                        ),
+                    ));
+                    return;
+                }
+            }
+            _ => {}
+        }
+        self.table_origins.insert(def.name.clone(), origin);
+        self.changes.push((
+            key,
+            Some(serde_json::to_string(&def).expect("definitions serialize")),
+        ));
+        self.catalog.tables.insert(def.name.clone(), def);
+    }
+
+    fn put_connection(&mut self, def: ConnectionDef) {
+        self.changes.push((
+            Catalog::connection_key(&def.name),
+            Some(serde_json::to_string(&def).expect("definitions serialize")),
+        ));
+        self.catalog.connections.insert(def.name.clone(), def);
+    }
+
+    fn drop(&mut self, origin: &Origin, object: ObjectKind, name: &str, if_exists: bool) {
+        match object {
+            ObjectKind::Table => {
+                if self.catalog.tables.remove(name).is_some() {
+                    self.table_origins.remove(name);
+                    self.changes.push((Catalog::table_key(name), None));
+                } else if !if_exists {
+                    self.errors.push(origin.error(
+                        None,
+                        format!("table {name} does not exist (use DROP TABLE IF EXISTS)"),
+                    ));
+                }
+            }
+            ObjectKind::Connection => {
+                if let Some(user) = self
+                    .catalog
+                    .tables
+                    .values()
+                    .find(|t| t.connection.as_deref() == Some(name))
+                {
+                    self.errors.push(origin.error(
+                        None,
+                        format!(
+                            "connection {name} is used by table {}: drop the table first",
+                            user.name
+                        ),
+                    ));
+                } else if self.catalog.connections.remove(name).is_some() {
+                    self.connection_origins.remove(name);
+                    self.changes.push((Catalog::connection_key(name), None));
+                } else if !if_exists {
+                    self.errors.push(origin.error(
+                        None,
+                        format!("connection {name} does not exist (use DROP CONNECTION IF EXISTS)"),
+                    ));
+                }
+            }
+            ObjectKind::View => {
+                if !if_exists {
+                    self.errors.push(origin.error(
+                        None,
+                        format!("view {name} does not exist (use DROP VIEW IF EXISTS)"),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Binds every polling table of the final catalog, and every connection declared in
+    /// the files that no table uses (so its mistakes surface too).
+    fn bind_all(
+        &mut self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> BTreeMap<String, Arc<PollingConfig>> {
+        let mut sources = BTreeMap::new();
+        let tables: Vec<TableDef> = self.catalog.tables.values().cloned().collect();
+        for table in &tables {
+            if table.connector != ConnectorKind::PollingHttp {
+                continue;
+            }
+            let table_origin = self
+                .table_origins
+                .get(&table.name)
+                .cloned()
+                .unwrap_or_else(|| Origin::catalog("table", &table.name));
+            let connection = table
+                .connection
+                .as_ref()
+                .and_then(|c| self.catalog.connections.get(c))
+                .cloned();
+            let conn_origin = connection.as_ref().map(|c| {
+                self.connection_origins
+                    .get(&c.name)
+                    .cloned()
+                    .unwrap_or_else(|| Origin::catalog("connection", &c.name))
+            });
+            // Which statement each merged option comes from.
+            let mut merged: BTreeMap<String, (String, &Origin)> = BTreeMap::new();
+            if let (Some(conn), Some(o)) = (&connection, &conn_origin) {
+                for (k, v) in &conn.options {
+                    merged.insert(k.clone(), (v.clone(), o));
+                }
+            }
+            for (k, v) in &table.options {
+                merged.insert(k.clone(), (v.clone(), &table_origin));
+            }
+            let Some(resolved) = resolve_env(&merged, env, &mut self.errors) else {
+                continue;
+            };
+            match bind(&resolved) {
+                Ok(config) => {
+                    if let Err(e) = check_source(&config, Arc::new(table.schema())) {
+                        let option = match (&config.format, e.option) {
+                            (Format::Json { json_path: Some(_) }, "format") => "json_path",
+                            (_, option) => option,
+                        };
+                        let origin = merged.get(option).map(|(_, o)| *o).unwrap_or(&table_origin);
+                        self.errors.push(origin.error(Some(option), e.message));
+                        continue;
+                    }
+                    sources.insert(table.name.clone(), Arc::new(config));
+                }
+                Err(errors) => {
+                    for e in errors {
+                        let origin = merged
+                            .get(&e.option)
+                            .map(|(_, o)| *o)
+                            .unwrap_or(&table_origin);
+                        self.errors.push(origin.error(Some(&e.option), e.message));
+                    }
+                }
+            }
+        }
+        // Connections declared in these files that no table uses: bind them alone, with a
+        // stand-in endpoint when the tables are expected to supply it.
+        let unused: Vec<ConnectionDef> = self
+            .catalog
+            .connections
+            .values()
+            .filter(|c| self.connection_origins.contains_key(&c.name))
+            .filter(|c| {
+                !tables
+                    .iter()
+                    .any(|t| t.connection.as_deref() == Some(c.name.as_str()))
+            })
+            .cloned()
+            .collect();
+        for conn in unused {
+            let origin = self.connection_origins[&conn.name].clone();
+            let merged: BTreeMap<String, (String, &Origin)> = conn
+                .options
+                .iter()
+                .map(|(k, v)| (k.clone(), (v.clone(), &origin)))
+                .collect();
+            let Some(mut resolved) = resolve_env(&merged, env, &mut self.errors) else {
+                continue;
+            };
+            resolved
+                .entry("endpoint".into())
+                .or_insert_with(|| "http://placeholder.invalid/".into());
+            if let Err(errors) = bind(&resolved) {
+                for e in errors {
+                    self.errors.push(origin.error(Some(&e.option), e.message));
+                }
+            }
+        }
+        sources
+    }
+}
+
+fn resolve_env(
+    merged: &BTreeMap<String, (String, &Origin)>,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<LoadError>,
+) -> Option<BTreeMap<String, String>> {
+    let mut resolved = BTreeMap::new();
+    let mut ok = true;
+    for (key, (value, origin)) in merged {
+        match siphon_ddl::substitute_env(value, env, RequestVar::NAMES) {
+            Ok(v) => {
+                resolved.insert(key.clone(), v);
+            }
+            Err(e) => {
+                errors.push(origin.error(Some(key), e.to_string()));
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(resolved)
+}
+
+fn pk_text(pk: &[String]) -> String {
+    if pk.is_empty() {
+        String::new()
+    } else {
+        format!(" PRIMARY KEY ({})", pk.join(", "))
+    }
+}
+
+fn unknown_message(what: &str, name: &str, candidates: &[&str]) -> String {
+    match siphon_ddl::closest(name, candidates.iter().copied()) {
+        Some(best) => format!("unknown {what} `{name}`; did you mean `{best}`?"),
+        None if candidates.is_empty() => format!("unknown {what} `{name}`"),
+        None if candidates.len() <= 8 => format!(
+            "unknown {what} `{name}`; expected one of {}",
+            candidates.join(", ")
+        ),
+        None => format!("unknown {what} `{name}`"),
+    }
+}

@@ -1,0 +1,62 @@
+//! What every source is doing, as `system.connector_status` and `GET /v1/status` show it.
+//!
+//! The runtime owns the writes (one source task per entry); readers take a snapshot.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// The life state of a source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    /// Polling on schedule.
+    Running,
+    /// The last poll failed; the next one runs on schedule.
+    Backoff,
+    /// The circuit breaker is open: no requests until its timeout passes.
+    CircuitOpen,
+    /// Polling is paused.
+    Paused,
+    /// The source cannot run (for example its decoder could not be built).
+    Failed,
+}
+
+impl RunState {
+    /// The name shown in status output.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Backoff => "backoff",
+            RunState::CircuitOpen => "circuit_open",
+            RunState::Paused => "paused",
+            RunState::Failed => "failed",
+        }
+    }
+}
+
+/// One source's status.
+#[derive(Clone, Debug, Serialize)]
+pub struct SourceStatus {
+    /// The connector kind (`polling_http_source`).
+    pub connector_name: String,
+    /// The table the source feeds.
+    pub table_name: String,
+    /// The connection it inherits options from.
+    pub connection_name: Option<String>,
+    /// Life state.
+    pub state: RunState,
+    /// End of the last successful poll.
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// The last failure, secrets redacted.
+    pub last_error: Option<String>,
+    /// When it happened.
+    pub last_error_at: Option<DateTime<Utc>>,
+    /// Failed polls since the last success.
+    pub consecutive_failures: u64,
+    /// HTTP requests made since start.
+    pub requests: u64,
+    /// Records stored since start.
+    pub records: u64,
+    /// When the next poll is due.
+    pub next_poll_at: Option<DateTime<Utc>>,
+}

@@ -1,0 +1,462 @@
+//! The embedded store: one redb file holding the catalog, every table's change log, every
+//! source's state and the dead letters.
+//!
+//! The store's one promise: [`Store::commit`] writes a table's new records, the state of the
+//! source that produced them and that poll's dead letters in ONE durable transaction. After
+//! a `kill -9` at any instant, either all of a poll is there or none of it, so a restarted
+//! source neither loses nor repeats a record.
+//!
+//! Layout (redb tables):
+//! * `catalog`: `"connection:<name>"` / `"table:<name>"` → definition as JSON.
+//! * `log`: `(table, sequence number)` → one committed batch ([`LogEntry`] encoding). Each
+//!   table's sequence numbers start at 1 and increase by one per commit, with no gaps.
+//! * `source_state`: table → the source's state (opaque bytes owned by the source).
+//! * `dead_letters`: increasing id → JSON of [`DeadLetterRow`].
+//!
+//! This is the narrow interface a second backend (NATS JetStream) implements later: commit
+//! a batch with state, read by sequence, keep a catalog.
+
+use std::path::Path;
+
+use arrow::array::RecordBatch;
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
+use chrono::{DateTime, Utc};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+const CATALOG: TableDefinition<&str, &str> = TableDefinition::new("catalog");
+const LOG: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("log");
+const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("source_state");
+const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
+
+/// The file name of the store inside the data directory.
+pub const STORE_FILE: &str = "siphon.redb";
+
+/// A failure of the store. None of them is retryable by the caller without operator action,
+/// except `Busy`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// redb reported an error (I/O, corruption, a lock held by another process).
+    #[error("store: {0}")]
+    Db(#[from] redb::Error),
+    /// The data directory could not be created or opened.
+    #[error("data directory {path}: {source}")]
+    Dir {
+        /// The directory.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A stored value could not be decoded (a bug or a corrupted file).
+    #[error("stored value for {what} is unreadable: {message}")]
+    Corrupt {
+        /// What was being read.
+        what: String,
+        /// Why it failed.
+        message: String,
+    },
+}
+
+macro_rules! db_err {
+    ($e:expr) => {
+        $e.map_err(|e| StoreError::Db(e.into()))
+    };
+}
+
+/// A record that did not fit its table, kept with the reason.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetterRow {
+    /// When it was rejected.
+    pub timestamp: DateTime<Utc>,
+    /// The table it was meant for.
+    pub table_name: String,
+    /// Why it was rejected.
+    pub reason: String,
+    /// The offending record as received.
+    pub raw: String,
+}
+
+/// Everything one poll (or one push) commits to one table.
+pub struct Commit<'a> {
+    /// The table.
+    pub table: &'a str,
+    /// New records; `None` or an empty batch stores no log entry.
+    pub batch: Option<&'a RecordBatch>,
+    /// The source's new state, if it changed.
+    pub state: Option<&'a [u8]>,
+    /// Records rejected by this poll.
+    pub dead_letters: &'a [DeadLetterRow],
+}
+
+/// What a commit added to a table's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// The log entry's sequence number.
+    pub sequence: u64,
+    /// The offset of its first record within the table (records are numbered from 0).
+    pub first_record: u64,
+    /// When it committed.
+    pub committed_at: DateTime<Utc>,
+}
+
+/// One entry of a table's change log.
+#[derive(Clone, Debug)]
+pub struct LogEntry {
+    /// Sequence number.
+    pub sequence: u64,
+    /// Offset of the first record.
+    pub first_record: u64,
+    /// Commit time.
+    pub committed_at: DateTime<Utc>,
+    /// The records.
+    pub batch: RecordBatch,
+}
+
+/// The embedded store.
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let db = db_err!(Database::create(dir.join(STORE_FILE)))?;
+        let txn = db_err!(db.begin_write())?;
+        {
+            db_err!(txn.open_table(CATALOG))?;
+            db_err!(txn.open_table(LOG))?;
+            db_err!(txn.open_table(STATE))?;
+            db_err!(txn.open_table(DEAD_LETTERS))?;
+        }
+        db_err!(txn.commit())?;
+        Ok(Store { db })
+    }
+
+    /// Commits records, state and dead letters of one poll atomically and durably.
+    /// Returns where the records landed, or `None` when there were none.
+    pub fn commit(&self, commit: &Commit<'_>) -> Result<Option<CommitInfo>, StoreError> {
+        let txn = db_err!(self.db.begin_write())?;
+        let mut info = None;
+        {
+            if let Some(batch) = commit.batch.filter(|b| b.num_rows() > 0) {
+                let mut log = db_err!(txn.open_table(LOG))?;
+                let (sequence, first_record) =
+                    match db_err!(log.range((commit.table, 0)..=(commit.table, u64::MAX)))?
+                        .next_back()
+                    {
+                        Some(last) => {
+                            let (key, value) = db_err!(last)?;
+                            let (_, seq) = key.value();
+                            let (first, _, rows) =
+                                decode_header(value.value()).ok_or_else(|| {
+                                    StoreError::Corrupt {
+                                        what: format!(
+                                            "log entry {} of table {}",
+                                            seq, commit.table
+                                        ),
+                                        message: "header too short".into(),
+                                    }
+                                })?;
+                            (seq + 1, first + rows)
+                        }
+                        None => (1, 0),
+                    };
+                let committed_at = Utc::now();
+                let bytes = encode_entry(first_record, committed_at, batch)?;
+                db_err!(log.insert((commit.table, sequence), bytes.as_slice()))?;
+                info = Some(CommitInfo {
+                    sequence,
+                    first_record,
+                    committed_at,
+                });
+            }
+            if let Some(state) = commit.state {
+                let mut table = db_err!(txn.open_table(STATE))?;
+                db_err!(table.insert(commit.table, state))?;
+            }
+            if !commit.dead_letters.is_empty() {
+                let mut table = db_err!(txn.open_table(DEAD_LETTERS))?;
+                let first = match db_err!(table.last())? {
+                    Some((k, _)) => k.value() + 1,
+                    None => 0,
+                };
+                for (id, letter) in (first..).zip(commit.dead_letters) {
+                    let json = serde_json::to_vec(letter).expect("dead letters serialize");
+                    db_err!(table.insert(id, json.as_slice()))?;
+                }
+            }
+        }
+        db_err!(txn.commit())?;
+        Ok(info)
+    }
+
+    /// The saved state of a table's source.
+    pub fn state(&self, table: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = db_err!(self.db.begin_read())?;
+        let t = db_err!(txn.open_table(STATE))?;
+        Ok(db_err!(t.get(table))?.map(|v| v.value().to_vec()))
+    }
+
+    /// A table's log entries with sequence numbers from `from` on, in order.
+    pub fn read_log(&self, table: &str, from: u64) -> Result<Vec<LogEntry>, StoreError> {
+        let txn = db_err!(self.db.begin_read())?;
+        let log = db_err!(txn.open_table(LOG))?;
+        let mut entries = Vec::new();
+        for item in db_err!(log.range((table, from)..=(table, u64::MAX)))? {
+            let (key, value) = db_err!(item)?;
+            let (_, sequence) = key.value();
+            let (first_record, committed_at, batch) =
+                decode_entry(value.value()).map_err(|message| StoreError::Corrupt {
+                    what: format!("log entry {sequence} of table {table}"),
+                    message,
+                })?;
+            entries.push(LogEntry {
+                sequence,
+                first_record,
+                committed_at,
+                batch,
+            });
+        }
+        Ok(entries)
+    }
+
+    /// Every dead letter, oldest first.
+    pub fn dead_letters(&self) -> Result<Vec<DeadLetterRow>, StoreError> {
+        let txn = db_err!(self.db.begin_read())?;
+        let t = db_err!(txn.open_table(DEAD_LETTERS))?;
+        let mut rows = Vec::new();
+        for item in db_err!(t.iter())? {
+            let (key, value) = db_err!(item)?;
+            rows.push(
+                serde_json::from_slice(value.value()).map_err(|e| StoreError::Corrupt {
+                    what: format!("dead letter {}", key.value()),
+                    message: e.to_string(),
+                })?,
+            );
+        }
+        Ok(rows)
+    }
+
+    /// Every catalog entry as `(key, JSON)`.
+    pub fn catalog(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let txn = db_err!(self.db.begin_read())?;
+        let t = db_err!(txn.open_table(CATALOG))?;
+        let mut out = Vec::new();
+        for item in db_err!(t.iter())? {
+            let (k, v) = db_err!(item)?;
+            out.push((k.value().to_string(), v.value().to_string()));
+        }
+        Ok(out)
+    }
+
+    /// Applies catalog changes in one transaction: `Some(json)` writes a key, `None`
+    /// removes it. Removing `table:<name>` also removes the table's log and state.
+    pub fn apply_catalog(&self, changes: &[(String, Option<String>)]) -> Result<(), StoreError> {
+        let txn = db_err!(self.db.begin_write())?;
+        {
+            let mut catalog = db_err!(txn.open_table(CATALOG))?;
+            let mut log = db_err!(txn.open_table(LOG))?;
+            let mut state = db_err!(txn.open_table(STATE))?;
+            for (key, value) in changes {
+                match value {
+                    Some(json) => {
+                        db_err!(catalog.insert(key.as_str(), json.as_str()))?;
+                    }
+                    None => {
+                        db_err!(catalog.remove(key.as_str()))?;
+                        if let Some(table) = key.strip_prefix("table:") {
+                            db_err!(log.retain_in((table, 0)..=(table, u64::MAX), |_, _| false))?;
+                            db_err!(state.remove(table))?;
+                        }
+                    }
+                }
+            }
+        }
+        db_err!(txn.commit())?;
+        Ok(())
+    }
+}
+
+/// Entry layout: first_record u64 LE, committed_at micros i64 LE, rows u64 LE, Arrow IPC stream.
+const HEADER: usize = 24;
+
+fn encode_entry(
+    first_record: u64,
+    at: DateTime<Utc>,
+    batch: &RecordBatch,
+) -> Result<Vec<u8>, StoreError> {
+    let mut bytes = Vec::with_capacity(HEADER + batch.get_array_memory_size() / 2);
+    bytes.extend_from_slice(&first_record.to_le_bytes());
+    bytes.extend_from_slice(&at.timestamp_micros().to_le_bytes());
+    bytes.extend_from_slice(&(batch.num_rows() as u64).to_le_bytes());
+    let ipc_error = |e: arrow::error::ArrowError| StoreError::Corrupt {
+        what: "a batch being written".into(),
+        message: e.to_string(),
+    };
+    let mut writer = StreamWriter::try_new(&mut bytes, &batch.schema()).map_err(ipc_error)?;
+    writer.write(batch).map_err(ipc_error)?;
+    writer.finish().map_err(ipc_error)?;
+    drop(writer);
+    Ok(bytes)
+}
+
+/// `(first_record, committed_at micros, rows)`.
+fn decode_header(bytes: &[u8]) -> Option<(u64, i64, u64)> {
+    if bytes.len() < HEADER {
+        return None;
+    }
+    let word = |i: usize| <[u8; 8]>::try_from(&bytes[i * 8..i * 8 + 8]).expect("8 bytes");
+    Some((
+        u64::from_le_bytes(word(0)),
+        i64::from_le_bytes(word(1)),
+        u64::from_le_bytes(word(2)),
+    ))
+}
+
+fn decode_entry(bytes: &[u8]) -> Result<(u64, DateTime<Utc>, RecordBatch), String> {
+    let (first, micros, rows) = decode_header(bytes).ok_or("header too short")?;
+    let reader = StreamReader::try_new(&bytes[HEADER..], None).map_err(|e| e.to_string())?;
+    let mut batches = Vec::new();
+    for batch in reader {
+        batches.push(batch.map_err(|e| e.to_string())?);
+    }
+    let batch = match batches.len() {
+        1 => batches.pop().expect("one batch"),
+        n => return Err(format!("expected one batch, found {n}")),
+    };
+    if batch.num_rows() as u64 != rows {
+        return Err(format!(
+            "header says {rows} rows, batch has {}",
+            batch.num_rows()
+        ));
+    }
+    let at = DateTime::from_timestamp_micros(micros).ok_or("commit time out of range")?;
+    Ok((first, at, batch))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    fn batch(ids: &[i64]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let names: Vec<String> = ids.iter().map(|i| format!("n{i}")).collect();
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(ids.to_vec())),
+                Arc::new(StringArray::from(names)),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn commits_number_entries_and_records_without_gaps() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let b1 = batch(&[1, 2, 3]);
+        let b2 = batch(&[4]);
+        let dl = vec![DeadLetterRow {
+            timestamp: Utc::now(),
+            table_name: "t".into(),
+            reason: "bad".into(),
+            raw: "{}".into(),
+        }];
+        let c1 = store
+            .commit(&Commit {
+                table: "t",
+                batch: Some(&b1),
+                state: Some(b"s1"),
+                dead_letters: &dl,
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!((c1.sequence, c1.first_record), (1, 0));
+        // An empty poll moves the state but adds no log entry.
+        let none = store
+            .commit(&Commit {
+                table: "t",
+                batch: None,
+                state: Some(b"s2"),
+                dead_letters: &[],
+            })
+            .unwrap();
+        assert!(none.is_none());
+        let c2 = store
+            .commit(&Commit {
+                table: "t",
+                batch: Some(&b2),
+                state: Some(b"s3"),
+                dead_letters: &[],
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!((c2.sequence, c2.first_record), (2, 3));
+        // Another table has its own numbering.
+        let other = store
+            .commit(&Commit {
+                table: "u",
+                batch: Some(&b2),
+                state: None,
+                dead_letters: &[],
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(other.sequence, 1);
+        drop(store);
+
+        let store = Store::open(dir.path()).unwrap();
+        let log = store.read_log("t", 0).unwrap();
+        assert_eq!(
+            log.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        assert_eq!(log[1].batch, b2);
+        assert_eq!(store.read_log("t", 2).unwrap().len(), 1);
+        assert_eq!(store.state("t").unwrap().unwrap(), b"s3");
+        assert_eq!(store.dead_letters().unwrap(), dl);
+    }
+
+    #[test]
+    fn dropping_a_table_removes_its_log_and_state_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let b = batch(&[1]);
+        for t in ["a", "ab"] {
+            store
+                .commit(&Commit {
+                    table: t,
+                    batch: Some(&b),
+                    state: Some(b"x"),
+                    dead_letters: &[],
+                })
+                .unwrap();
+        }
+        store
+            .apply_catalog(&[
+                ("table:a".into(), Some("{}".into())),
+                ("table:ab".into(), Some("{}".into())),
+            ])
+            .unwrap();
+        store.apply_catalog(&[("table:a".into(), None)]).unwrap();
+        assert!(store.read_log("a", 0).unwrap().is_empty());
+        assert!(store.state("a").unwrap().is_none());
+        assert_eq!(store.read_log("ab", 0).unwrap().len(), 1);
+        assert_eq!(
+            store.catalog().unwrap(),
+            vec![("table:ab".to_string(), "{}".to_string())]
+        );
+    }
+}

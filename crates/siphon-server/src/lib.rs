@@ -1,0 +1,167 @@
+//! siphon-server: the HTTP API of a running siphon (SPEC §3).
+//!
+//! [`app`] builds the router over an [`AppState`]; the binary binds it to a listener before
+//! the engine has finished opening, so `GET /healthz` answers at once and `GET /readyz`
+//! turns 200 only when the store is open and the pipelines are loaded. Tests drive the
+//! same router on a real listener on port 0.
+
+mod encode;
+
+use std::sync::{Arc, OnceLock};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use siphon_engine::Engine;
+
+pub use encode::ResultFormat;
+
+/// What the handlers share: the engine, once it is open.
+#[derive(Clone, Default)]
+pub struct AppState {
+    engine: Arc<OnceLock<Arc<Engine>>>,
+}
+
+impl AppState {
+    /// A state whose engine is not open yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Marks the server ready with its engine.
+    pub fn set_engine(&self, engine: Arc<Engine>) {
+        let _ = self.engine.set(engine);
+    }
+
+    fn engine(&self) -> Result<&Arc<Engine>, ApiError> {
+        self.engine.get().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "siphon is starting: the store is not open yet",
+            )
+        })
+    }
+}
+
+/// The router.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/v1/query", get(query_get).post(query_post))
+        .route("/v1/status", get(status))
+        .with_state(state)
+}
+
+/// An error response: `{"error": "...", "detail": ...}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.message, "detail": null });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let engine = state.engine()?;
+    Ok(Json(
+        serde_json::json!({ "status": "ready", "tables": engine.table_names() }),
+    ))
+}
+
+async fn status(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let engine = state.engine()?;
+    Ok(Json(serde_json::json!({ "sources": engine.statuses() })))
+}
+
+#[derive(Deserialize)]
+struct QueryParams {
+    sql: Option<String>,
+    format: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct QueryBody {
+    sql: String,
+    format: Option<String>,
+}
+
+async fn query_get(
+    State(state): State<AppState>,
+    Query(params): Query<QueryParams>,
+) -> Result<Response, ApiError> {
+    let sql = params
+        .sql
+        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "missing query parameter `sql`"))?;
+    run_query(&state, &sql, params.format.as_deref()).await
+}
+
+async fn query_post(
+    State(state): State<AppState>,
+    Query(params): Query<QueryParams>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let body: QueryBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body must be JSON {{\"sql\": \"...\"}}: {e}"),
+        )
+    })?;
+    let format = body.format.as_deref().or(params.format.as_deref());
+    run_query(&state, &body.sql, format).await
+}
+
+async fn run_query(
+    state: &AppState,
+    sql: &str,
+    format: Option<&str>,
+) -> Result<Response, ApiError> {
+    let format = match format {
+        None => ResultFormat::Json,
+        Some(f) => ResultFormat::parse(f).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("unknown format `{f}`: use json, ndjson, csv or arrow"),
+            )
+        })?,
+    };
+    let engine = state.engine()?;
+    let (schema, batches) = engine
+        .query(sql)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let body = encode::encode(format, &schema, &batches).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding the result: {e}"),
+        )
+    })?;
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    Ok(response)
+}

@@ -1,0 +1,281 @@
+//! The `siphon` command: parses arguments and calls the engine and the server. It holds no
+//! logic a test would want beyond wiring; exit codes follow SPEC §2 (0 success, 1 runtime
+//! failure, 2 invalid input).
+
+mod sql_client;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use siphon_engine::catalog::ConnectorKind;
+use siphon_engine::pipeline::{self, SourceFile};
+use siphon_engine::{Engine, EngineError};
+
+/// Exit code for a runtime failure.
+const EXIT_RUNTIME: u8 = 1;
+/// Exit code for invalid input (bad files, bad arguments, bad SQL).
+const EXIT_INVALID: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "siphon",
+    version,
+    about = "Poll HTTP APIs into durable SQL tables"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load pipelines and run them: poll, store, serve the HTTP API.
+    Run {
+        /// Pipeline files (.sql). With none, runs what the data directory already holds.
+        files: Vec<PathBuf>,
+        /// Address of the HTTP API.
+        #[arg(long, default_value = "127.0.0.1:8080", env = "SIPHON_LISTEN")]
+        listen: SocketAddr,
+        /// Where tables, state and the catalog are kept.
+        #[arg(long, default_value = "./siphon-data", env = "SIPHON_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Log format.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
+    /// Validate pipeline files without running them.
+    Check {
+        /// Pipeline files (.sql).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Query a running server; with no QUERY, an interactive prompt.
+    Sql {
+        /// The SQL to run.
+        query: Option<String>,
+        /// The server's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080", env = "SIPHON_SERVER")]
+        server: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = sql_client::OutputFormat::Table)]
+        format: sql_client::OutputFormat,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    match cli.command {
+        Command::Run {
+            files,
+            listen,
+            data_dir,
+            log_format,
+        } => {
+            init_logging(log_format);
+            runtime.block_on(run(files, listen, data_dir))
+        }
+        Command::Check { files } => check(&files),
+        Command::Sql {
+            query,
+            server,
+            format,
+        } => runtime.block_on(sql_client::run(&server, query, format)),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Reads pipeline files; a file that cannot be read is invalid input.
+fn read_files(paths: &[PathBuf]) -> Result<Vec<SourceFile>, String> {
+    paths
+        .iter()
+        .map(|p| {
+            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+            if matches!(ext, "yaml" | "yml") {
+                return Err(format!(
+                    "{}: YAML connector files are not supported by this build yet",
+                    p.display()
+                ));
+            }
+            std::fs::read_to_string(p)
+                .map(|text| SourceFile {
+                    path: p.display().to_string(),
+                    text,
+                })
+                .map_err(|e| format!("{}: cannot read: {e}", p.display()))
+        })
+        .collect()
+}
+
+fn env_lookup(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn check(paths: &[PathBuf]) -> ExitCode {
+    let files = match read_files(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    match pipeline::load(&files, &Default::default(), &env_lookup) {
+        Ok(loaded) => {
+            for note in &loaded.notes {
+                eprintln!("note: {note}");
+            }
+            let polling = loaded
+                .catalog
+                .tables
+                .values()
+                .filter(|t| t.connector == ConnectorKind::PollingHttp)
+                .count();
+            println!(
+                "ok: {} connection(s), {} table(s) ({} polling, {} push)",
+                loaded.catalog.connections.len(),
+                loaded.catalog.tables.len(),
+                polling,
+                loaded.catalog.tables.len() - polling
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{} error(s); nothing was loaded", errors.len());
+            ExitCode::from(EXIT_INVALID)
+        }
+    }
+}
+
+async fn run(paths: Vec<PathBuf>, listen: SocketAddr, data_dir: PathBuf) -> ExitCode {
+    let files = match read_files(&paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {listen}: {e}");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    let state = siphon_server::AppState::new();
+    let server = tokio::spawn({
+        let app = siphon_server::app(state.clone());
+        async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+    });
+
+    let engine = match Engine::open(&data_dir, files, env_lookup).await {
+        Ok(engine) => engine,
+        Err(e) => {
+            report_engine_error(&e, &data_dir);
+            return ExitCode::from(if e.is_invalid_input() {
+                EXIT_INVALID
+            } else {
+                EXIT_RUNTIME
+            });
+        }
+    };
+    for note in engine.notes() {
+        tracing::info!("{note}");
+    }
+    state.set_engine(engine.clone());
+    engine.start().await;
+    tracing::info!(
+        listen = %listen,
+        data_dir = %data_dir.display(),
+        tables = %engine.table_names().join(", "),
+        "siphon is running; query with `siphon sql` or POST /v1/query"
+    );
+
+    let served = server.await;
+    engine.shutdown().await;
+    tracing::info!("stopped");
+    match served {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("error: the HTTP server failed: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+        Err(e) => {
+            eprintln!("error: the HTTP server task failed: {e}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+fn report_engine_error(error: &EngineError, data_dir: &Path) {
+    match error {
+        EngineError::Load(errors) => {
+            for e in errors {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{} error(s); nothing was loaded", errors.len());
+        }
+        EngineError::Store(e) => eprintln!(
+            "error: cannot use the data directory {}: {e}",
+            data_dir.display()
+        ),
+        other => eprintln!("error: {other}"),
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

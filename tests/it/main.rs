@@ -1,0 +1,13 @@
+//! Integration tests: one binary (so the suite links once), one module per area. Every test
+//! runs the real `siphon` binary against real local HTTP servers and real files.
+
+mod harness;
+
+mod api;
+mod check;
+mod crash;
+mod options;
+mod pipelines;
+mod polling;
+mod restart;
+mod tidy;

@@ -1,0 +1,242 @@
+//! Every request option of the polling source against a real local server: method, body,
+//! headers, query_params, timeouts, auth kinds, formats, request variables.
+
+use std::time::Duration;
+
+use serde_json::json;
+use wiremock::matchers::{body_string_contains, header, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::harness::{Server, int, write_file};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Runs one table against `api` and waits until it has `rows` rows.
+async fn run_table(
+    api: &MockServer,
+    columns: &str,
+    options: &str,
+    rows: usize,
+) -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let sql = format!(
+        "CREATE TABLE t ({columns}) WITH (connector = 'polling_http_source', interval_ms = 100, {options});",
+    )
+    .replace("{uri}", &api.uri());
+    let file = write_file(dir.path(), "p.sql", &sql);
+    let server = Server::start(&dir.path().join("data"), &[&file], &[]).await;
+    server
+        .wait_for("SELECT * FROM t", WAIT, |r| r.len() >= rows)
+        .await;
+    (server, dir)
+}
+
+#[tokio::test]
+async fn post_with_body_json_headers_and_query_params() {
+    let api = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/query"))
+        .and(header("content-type", "application/json"))
+        .and(header("x-tenant", "acme"))
+        .and(query_param("limit", "10"))
+        .and(body_string_contains(r#""query": "all""#))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"rows": [{"n": 1}, {"n": 2}]})),
+        )
+        .mount(&api)
+        .await;
+    let (server, _dir) = run_table(
+        &api,
+        "n BIGINT",
+        r#"endpoint = '{uri}/query', method = 'POST', body = '{"query": "all"}',
+           headers = '{"Content-Type": "application/json", "X-Tenant": "acme"}',
+           query_params = '{"limit": 10}', json_path = '$.rows[*]'"#,
+        2,
+    )
+    .await;
+    assert_eq!(
+        server.query("SELECT DISTINCT n FROM t ORDER BY n").await,
+        vec![json!({"n": 1}), json!({"n": 2})]
+    );
+}
+
+#[tokio::test]
+async fn put_patch_and_delete_methods() {
+    for verb in ["PUT", "PATCH", "DELETE"] {
+        let api = MockServer::start().await;
+        Mock::given(method(verb))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
+            .mount(&api)
+            .await;
+        let (server, _dir) = run_table(
+            &api,
+            "ok BOOLEAN",
+            &format!("endpoint = '{{uri}}/m', method = '{}'", verb.to_lowercase()),
+            1,
+        )
+        .await;
+        assert_eq!(
+            server.query("SELECT ok FROM t LIMIT 1").await,
+            vec![json!({"ok": true})]
+        );
+    }
+}
+
+#[tokio::test]
+async fn auth_basic_bearer_and_api_key() {
+    let cases = [
+        (
+            "auth_type = 'basic', username = 'user', password = 'p@ss'",
+            "authorization",
+            "Basic dXNlcjpwQHNz",
+        ),
+        (
+            "auth_type = 'bearer', token = 'tkn'",
+            "authorization",
+            "Bearer tkn",
+        ),
+        ("auth_type = 'api_key', api_key = 'k1'", "x-api-key", "k1"),
+        (
+            "auth_type = 'api_key', api_key = 'k2', api_key_header = 'X-Custom-Key'",
+            "x-custom-key",
+            "k2",
+        ),
+    ];
+    for (auth, name, value) in cases {
+        let api = MockServer::start().await;
+        Mock::given(header(name, value))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"who": "me"})))
+            .mount(&api)
+            .await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(401))
+            .with_priority(10)
+            .mount(&api)
+            .await;
+        let (server, _dir) = run_table(
+            &api,
+            "who TEXT",
+            &format!("endpoint = '{{uri}}/a', {auth}"),
+            1,
+        )
+        .await;
+        assert_eq!(
+            server.query("SELECT who FROM t LIMIT 1").await,
+            vec![json!({"who": "me"})],
+            "{auth}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn timeout_is_an_error_in_status_not_a_crash() {
+    let api = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"a": 1}))
+                .set_delay(Duration::from_secs(3)),
+        )
+        .mount(&api)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let sql = format!(
+        "CREATE TABLE t (a INT) WITH (connector = 'polling_http', endpoint = '{}/slow', poll_interval_ms = 100, timeout_ms = 200);",
+        api.uri()
+    );
+    let file = write_file(dir.path(), "p.sql", &sql);
+    let server = Server::start(&dir.path().join("data"), &[&file], &[]).await;
+    let rows = server
+        .wait_for(
+            "SELECT last_error, consecutive_failures FROM system.connector_status",
+            WAIT,
+            |r| int(&r[0]["consecutive_failures"]) >= 2,
+        )
+        .await;
+    assert!(
+        rows[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("timed out after 200 ms"),
+        "{rows:?}"
+    );
+    assert_eq!(server.scalar("SELECT count(*) FROM t").await, json!(0));
+}
+
+#[tokio::test]
+async fn ndjson_and_raw_formats() {
+    let api = MockServer::start().await;
+    Mock::given(path("/nd"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string("{\"a\": 1}\n\n{\"a\": 2}\nnot json\n{\"a\": 3}\n"),
+        )
+        .mount(&api)
+        .await;
+    Mock::given(path("/raw"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("plain <b>text</b>"))
+        .mount(&api)
+        .await;
+    let (server, _dir) =
+        run_table(&api, "a INT", "endpoint = '{uri}/nd', format = 'ndjson'", 3).await;
+    assert_eq!(
+        server.query("SELECT DISTINCT a FROM t ORDER BY a").await,
+        vec![json!({"a": 1}), json!({"a": 2}), json!({"a": 3})]
+    );
+    let dead = server
+        .query("SELECT reason FROM system.dead_letters LIMIT 1")
+        .await;
+    assert!(
+        dead[0]["reason"].as_str().unwrap().contains("line 4"),
+        "{dead:?}"
+    );
+    let (server, _dir) = run_table(
+        &api,
+        "body TEXT",
+        "endpoint = '{uri}/raw', format = 'raw'",
+        1,
+    )
+    .await;
+    assert_eq!(
+        server.query("SELECT body FROM t LIMIT 1").await,
+        vec![json!({"body": "plain <b>text</b>"})]
+    );
+}
+
+#[tokio::test]
+async fn request_variables_in_query_params_and_body() {
+    let api = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": 1})))
+        .mount(&api)
+        .await;
+    let (server, _dir) = run_table(
+        &api,
+        "ok INT",
+        r#"endpoint = '{uri}/q', method = 'POST', time_format = 'unix',
+           query_params = '{"from": "${last_poll_time}", "to": "${current_time}"}',
+           body = '{"query": "SELECT * FROM data WHERE timestamp > ${last_poll_time}"}'"#,
+        2,
+    )
+    .await;
+    drop(server);
+    let requests = api.received_requests().await.unwrap();
+    let first: Vec<(String, String)> = requests[0].url.query_pairs().into_owned().collect();
+    assert_eq!(
+        first[0],
+        ("from".into(), "0".into()),
+        "the first poll has no last poll time: the epoch"
+    );
+    let to: i64 = first[1].1.parse().unwrap();
+    let second: Vec<(String, String)> = requests[1].url.query_pairs().into_owned().collect();
+    let from2: i64 = second[0].1.parse().unwrap();
+    assert!(
+        from2 >= to - 1 && from2 <= to + 1,
+        "second poll's from ({from2}) is the first poll's start ({to})"
+    );
+    let body: serde_json::Value = serde_json::from_slice(&requests[1].body).unwrap();
+    assert_eq!(
+        body["query"],
+        format!("SELECT * FROM data WHERE timestamp > {from2}")
+    );
+}
