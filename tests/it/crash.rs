@@ -112,3 +112,78 @@ async fn sigkill_loses_and_duplicates_nothing() {
         delays_ms.len()
     );
 }
+
+/// Every poll walks 3 pages of 4 records; the first page's request starts a new poll
+/// number, so each poll's records are distinct.
+struct PagedPolls(Arc<AtomicU64>);
+
+impl Respond for PagedPolls {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let offset: u64 = req
+            .url
+            .query_pairs()
+            .find(|(k, _)| k == "offset")
+            .map(|(_, v)| v.parse().unwrap())
+            .unwrap_or(0);
+        let poll = if offset == 0 {
+            self.0.fetch_add(1, Ordering::SeqCst) + 1
+        } else {
+            self.0.load(Ordering::SeqCst)
+        };
+        let data: Vec<_> = if offset >= 12 {
+            Vec::new()
+        } else {
+            (0..4)
+                .map(|i| json!({"poll": poll, "rec": offset + i}))
+                .collect()
+        };
+        ResponseTemplate::new(200).set_body_json(json!({ "data": data }))
+    }
+}
+
+#[tokio::test]
+async fn sigkill_during_paginated_polls_keeps_whole_polls_only() {
+    let polls = Arc::new(AtomicU64::new(0));
+    let api = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(PagedPolls(polls.clone()))
+        .mount(&api)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let sql = format!(
+        "CREATE TABLE paged (poll BIGINT, rec BIGINT) WITH (connector = 'polling_http', endpoint = '{}/p', poll_interval_ms = 5,
+         json_path = '$.data[*]', pagination_type = 'offset', page_size = 4);",
+        api.uri()
+    );
+    let file = write_file(dir.path(), "p.sql", &sql);
+    for delay in [3u64, 20, 45, 80, 120, 170, 260, 9, 400] {
+        let mut server = Server::spawn(&data, &[&file], &[]);
+        server.wait_ready().await;
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        server.kill();
+    }
+    let server = Server::start(&data, &[&file], &[]).await;
+    let rows = server
+        .query("SELECT poll, count(*) AS c, count(DISTINCT rec) AS d, min(rec) AS lo, max(rec) AS hi FROM paged GROUP BY poll")
+        .await;
+    drop(server);
+    assert!(rows.len() > 3, "too few polls committed: {rows:?}");
+    for row in &rows {
+        assert_eq!(
+            (
+                int(&row["c"]),
+                int(&row["d"]),
+                int(&row["lo"]),
+                int(&row["hi"])
+            ),
+            (12, 12, 0, 11),
+            "a partial or repeated poll: {row}"
+        );
+    }
+    println!(
+        "paginated crash test: {} polls started, {} committed whole",
+        polls.load(Ordering::SeqCst),
+        rows.len()
+    );
+}

@@ -9,5 +9,6 @@ mod crash;
 mod options;
 mod pipelines;
 mod polling;
+mod resilience;
 mod restart;
 mod tidy;

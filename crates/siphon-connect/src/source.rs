@@ -696,7 +696,7 @@ impl PollingSource {
             let (outcome, headers) = match &result {
                 Err(_) => (Outcome::Timeout, None),
                 Ok(Err(FetchError::Transport(e))) if e.is_timeout() => (Outcome::Timeout, None),
-                Ok(Err(FetchError::Transport(e))) if e.is_redirect() => {
+                Ok(Err(FetchError::Transport(e))) if is_redirect_failure(e) => {
                     return Err(PollError::Transport {
                         url,
                         message: c.redactor.redact(&error_chain(e)),
@@ -881,4 +881,9 @@ pub fn format_name(format: &Format) -> &'static str {
         Format::Ndjson => "ndjson",
         Format::Raw => "raw",
     }
+}
+
+/// A redirect loop (or too many redirects) is deterministic: retrying cannot help.
+fn is_redirect_failure(error: &reqwest::Error) -> bool {
+    error.is_redirect() || error_chain(error).contains("too many redirects")
 }

@@ -5,6 +5,7 @@
 //! answers SQL over the committed data. The HTTP server and the CLI are thin layers over it.
 
 pub mod catalog;
+pub mod keyed;
 pub mod pipeline;
 pub mod query;
 mod runtime;
@@ -115,7 +116,10 @@ impl Engine {
                     batch: e.batch,
                 })
                 .collect();
-            let table: TableRef = Arc::new(TableData::new(def.clone(), entries));
+            let table: TableRef =
+                Arc::new(TableData::new(def.clone(), entries).map_err(|e| {
+                    EngineError::Internal(format!("loading table {}: {e}", def.name))
+                })?);
             query
                 .register_table(table.clone())
                 .map_err(|e| EngineError::Internal(e.to_string()))?;
@@ -236,14 +240,25 @@ impl Engine {
 
     /// Commits records, source state and dead letters for one table atomically, then makes
     /// the records visible to queries.
+    ///
+    /// For a PRIMARY KEY table the records are diffed against its current rows first, and
+    /// only the changes are stored; `complete` says the records are the API's whole list,
+    /// so keys missing from them are deleted.
     pub async fn commit(
         &self,
         table: &TableRef,
-        batch: Option<RecordBatch>,
+        records: Option<RecordBatch>,
+        complete: bool,
         state: Option<Vec<u8>>,
         dead_letters: Vec<DeadLetterRow>,
     ) -> Result<Option<CommitInfo>, EngineError> {
         let _guard = table.commit_lock.lock().await;
+        let batch = match records {
+            Some(records) => table
+                .changes_for(records, complete)
+                .map_err(|e| EngineError::Internal(format!("diffing {}: {e}", table.def.name)))?,
+            None => None,
+        };
         let store = self.store.clone();
         let name = table.def.name.clone();
         let batch_for_store = batch.clone();
@@ -258,12 +273,16 @@ impl Engine {
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))??;
         if let (Some(info), Some(batch)) = (&info, batch) {
-            table.push(CommittedBatch {
-                sequence: info.sequence,
-                first_record: info.first_record,
-                committed_at: info.committed_at,
-                batch,
-            });
+            table
+                .push(CommittedBatch {
+                    sequence: info.sequence,
+                    first_record: info.first_record,
+                    committed_at: info.committed_at,
+                    batch,
+                })
+                .map_err(|e| {
+                    EngineError::Internal(format!("applying to {}: {e}", table.def.name))
+                })?;
         }
         Ok(info)
     }

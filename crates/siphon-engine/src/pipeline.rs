@@ -345,12 +345,6 @@ impl LoadContext {
                 .push(origin.error(None, "a table needs at least one column"));
         }
         let primary_key: Vec<String> = primary_key.iter().map(|i| i.value.clone()).collect();
-        if !primary_key.is_empty() {
-            self.errors.push(origin.error(
-                None,
-                "PRIMARY KEY tables (upserts by key) are not supported by this build yet",
-            ));
-        }
 
         let mut map = BTreeMap::new();
         let mut connector = None;

@@ -84,7 +84,7 @@ impl SourceTask {
                         serde_json::to_vec(&output.state).expect("source state serializes");
                     match self
                         .engine
-                        .commit(&self.table, batch, Some(state_bytes), dead)
+                        .commit(&self.table, batch, output.complete, Some(state_bytes), dead)
                         .await
                     {
                         Ok(_) => {

@@ -5,13 +5,16 @@
 //! It is appended to only after the store's commit returned, under the table's commit lock,
 //! so a query never sees a record that is not durable.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+
+use arrow::error::ArrowError;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, Utc};
 
 use crate::catalog::TableDef;
+use crate::keyed::KeyedRows;
 
 /// One committed batch.
 #[derive(Clone, Debug)]
@@ -34,29 +37,72 @@ pub struct TableData {
     /// Arrow schema of its rows.
     pub schema: SchemaRef,
     entries: RwLock<Vec<CommittedBatch>>,
+    /// For a PRIMARY KEY table: the latest row per key (the log replayed).
+    keyed: Option<Mutex<KeyedRows>>,
     /// Held while committing, so cache order equals sequence order.
     pub commit_lock: tokio::sync::Mutex<()>,
 }
 
 impl TableData {
-    /// A table with the given committed batches.
-    pub fn new(def: TableDef, entries: Vec<CommittedBatch>) -> Self {
+    /// A table with the given committed batches (change batches for a keyed table, which
+    /// are replayed into its current rows).
+    pub fn new(def: TableDef, entries: Vec<CommittedBatch>) -> Result<Self, ArrowError> {
         let schema = def.schema().arrow_schema();
-        TableData {
+        let keyed = if def.primary_key.is_empty() {
+            None
+        } else {
+            let mut rows = KeyedRows::new(schema.clone(), &def.primary_key)?;
+            for entry in &entries {
+                rows.apply(&entry.batch)?;
+            }
+            Some(Mutex::new(rows))
+        };
+        Ok(TableData {
             def,
             schema,
             entries: RwLock::new(entries),
+            keyed,
             commit_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// For a keyed table, the change batch that `incoming` makes (see [`KeyedRows::diff`]);
+    /// for an append-only table, `incoming` itself. Call under the commit lock.
+    pub fn changes_for(
+        &self,
+        incoming: RecordBatch,
+        complete: bool,
+    ) -> Result<Option<RecordBatch>, ArrowError> {
+        match &self.keyed {
+            None => Ok((incoming.num_rows() > 0).then_some(incoming)),
+            Some(rows) => rows
+                .lock()
+                .expect("keyed rows lock")
+                .diff(&incoming, complete),
         }
     }
 
-    /// Appends a batch that was just committed.
-    pub fn push(&self, entry: CommittedBatch) {
+    /// Appends a batch that was just committed (and applies it to a keyed table's rows).
+    pub fn push(&self, entry: CommittedBatch) -> Result<(), ArrowError> {
+        if let Some(rows) = &self.keyed {
+            rows.lock().expect("keyed rows lock").apply(&entry.batch)?;
+        }
         self.entries.write().expect("table cache lock").push(entry);
+        Ok(())
     }
 
-    /// The batches, for a query.
+    /// The rows, for a query: the committed batches, or a keyed table's current rows.
     pub fn batches(&self) -> Vec<RecordBatch> {
+        if let Some(rows) = &self.keyed {
+            let mut rows = rows.lock().expect("keyed rows lock");
+            return match rows.batch() {
+                Ok(batch) => vec![batch],
+                Err(e) => {
+                    tracing::error!(table = %self.def.name, error = %e, "cannot materialise keyed rows");
+                    Vec::new()
+                }
+            };
+        }
         self.entries
             .read()
             .expect("table cache lock")

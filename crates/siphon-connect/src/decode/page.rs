@@ -1,7 +1,11 @@
 //! One page's worth of decoding state: turns each record (a JSON value met while walking
-//! the page, an NDJSON line, or a raw body) into a row, or into a dead letter that says
-//! which record, which field, which type and which value. A record that fails any column
-//! is dropped whole; the others of the page are kept.
+//! the page, an NDJSON line, a CSV row, an XML element, or a raw body) into a row, or into
+//! a dead letter that says which record, which field, which type and which value. A record
+//! that fails any column is dropped whole; the others of the page are kept.
+//!
+//! The text formats (CSV, XML) hand each column a [`TextValue`]; the rules that turn it
+//! into a cell are here, next to the JSON ones, so both families name failures the same
+//! way.
 //!
 //! A record is read straight from whatever serde_json deserializer holds it, so the
 //! streaming walker needs no copy of the record's text. That text is only needed for a
@@ -9,12 +13,13 @@
 //! filled by [`PageSink::fill_pending_raw`] from a second, capturing walk of the page
 //! (paid only by pages that have dead letters).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::cell::{Cell, ConvertError, convert, truncate_at_char};
+use super::cell::{Cell, ConvertError, Scalar, convert, truncate_at_char};
 use super::columns::ColumnBuilders;
 use super::compact::compact_json;
 use super::raw::scalar_of;
@@ -31,11 +36,19 @@ const MAX_QUOTED_FIELD: usize = 100;
 
 /// Where a record came from, as dead-letter reasons name it.
 #[derive(Debug, Clone, Copy)]
-enum Origin {
+pub(crate) enum Origin {
     /// 0-based index among the records the page selected.
     Record(usize),
-    /// 1-based line number of an NDJSON body.
+    /// 1-based line number of an NDJSON line or of the first line of a CSV row.
     Line(usize),
+    /// An XML record: its 0-based index among the page's records and the 1-based line
+    /// of its start tag.
+    Element {
+        /// 0-based index among the records of the page.
+        index: usize,
+        /// 1-based line of the start tag.
+        line: usize,
+    },
 }
 
 impl fmt::Display for Origin {
@@ -43,8 +56,24 @@ impl fmt::Display for Origin {
         match self {
             Origin::Record(i) => write!(f, "record {i}"),
             Origin::Line(n) => write!(f, "line {n}"),
+            Origin::Element { index, line } => write!(f, "record {index} (line {line})"),
         }
     }
+}
+
+/// One value of a text format (CSV, XML) for one column, before conversion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TextValue<'v> {
+    /// No value: an empty unquoted CSV field, an XML element marked `xsi:nil="true"`.
+    Null,
+    /// A value that is present but empty (a quoted `""` CSV field, an empty XML element or
+    /// attribute): the empty string in a TEXT column, NULL in every other type.
+    Empty,
+    /// Text, converted like a JSON string; a JSON column keeps text that is itself JSON.
+    Text(&'v str),
+    /// A structured value the decoder built (an XML element with attributes or children,
+    /// a repeated element), as valid JSON text.
+    Json(&'v str),
 }
 
 /// What reading the current record produced, before it is committed.
@@ -64,6 +93,9 @@ pub(crate) struct PageSink<'d, 'a> {
     builders: ColumnBuilders,
     slots: Vec<Option<Slot<'a>>>,
     row: Vec<Cell<'a>>,
+    /// The row buffer of the text formats, whose cells borrow from a record that lives
+    /// shorter than the page; kept empty between records (see [`recycle`]).
+    text_row: Vec<Cell<'static>>,
     dead_letters: Vec<DeadLetter>,
     /// Dead letters whose raw text is still to come: (letter index, record index).
     pending_raw: Vec<(usize, usize)>,
@@ -87,6 +119,7 @@ impl<'d, 'a> PageSink<'d, 'a> {
             builders,
             slots: (0..index.len()).map(|_| None).collect(),
             row: Vec::with_capacity(index.len()),
+            text_row: Vec::with_capacity(index.len()),
             dead_letters: Vec::new(),
             pending_raw: Vec::new(),
             next_record: 0,
@@ -155,6 +188,54 @@ impl<'d, 'a> PageSink<'d, 'a> {
             Staged::Row
         };
         self.end(Some(&String::from_utf8_lossy(body)));
+    }
+
+    /// A record of a text format. `value_of(i)` is column `i`'s value and the field name
+    /// the record spells it with, `None` when the record has no such field; `raw` gives
+    /// the record's text, asked for only when the record becomes a dead letter.
+    pub(crate) fn text_record<'v>(
+        &mut self,
+        origin: Origin,
+        value_of: impl Fn(usize) -> Option<(&'v str, TextValue<'v>)>,
+        raw: impl FnOnce() -> String,
+    ) {
+        self.begin(origin);
+        let mut row: Vec<Cell<'v>> = recycle(std::mem::take(&mut self.text_row));
+        let mut failure = None;
+        for (i, column) in self.schema.columns().iter().enumerate() {
+            let (key, what, cell) = match value_of(i) {
+                None => (column.name.as_str(), "missing", Ok(Cell::Null)),
+                Some((key, TextValue::Empty)) => (key, "empty", text_cell(column, TextValue::Empty)),
+                Some((key, value)) => (key, "null", text_cell(column, value)),
+            };
+            match cell {
+                Ok(Cell::Null) if !column.nullable => {
+                    failure = Some(null_reason(origin, key, column, what));
+                    break;
+                }
+                Ok(cell) => row.push(cell),
+                Err(detail) => {
+                    failure = Some(format!("{origin}: field {}: {detail}", quote_field(key)));
+                    break;
+                }
+            }
+        }
+        match failure {
+            None => self.builders.append_row(&row),
+            Some(reason) => self.staged = Staged::Dead(reason),
+        }
+        self.text_row = recycle(row);
+        if matches!(self.staged, Staged::Dead(_)) {
+            self.end(Some(&raw()));
+        }
+    }
+
+    /// A record of a text format that is wrong as a whole (too many fields, not UTF-8):
+    /// a dead letter `"{origin}: {problem}"`.
+    pub(crate) fn text_dead(&mut self, origin: Origin, problem: &str, raw: &str) {
+        self.begin(origin);
+        self.staged = Staged::Dead(format!("{origin}: {problem}"));
+        self.end(Some(raw));
     }
 
     /// Whether some dead letter still lacks its record text.
@@ -322,6 +403,41 @@ impl<'a> Visitor<'a> for RecordSeed<'_, '_, 'a> {
     fn visit_unit<E>(self) -> Result<(), E> {
         self.sink.not_an_object("null");
         Ok(())
+    }
+}
+
+/// Empties a row buffer and hands its allocation over with another lifetime, so the text
+/// formats reuse one buffer although each row borrows from a different record. The vector
+/// is empty, so the closure never runs; `collect` reuses the allocation in place.
+fn recycle<'x, 'y>(mut row: Vec<Cell<'x>>) -> Vec<Cell<'y>> {
+    row.clear();
+    row.into_iter().map(|_| Cell::Null).collect()
+}
+
+/// A column's cell from a text format's value, or why it does not fit.
+fn text_cell<'v>(column: &Column, value: TextValue<'v>) -> Result<Cell<'v>, String> {
+    match value {
+        TextValue::Null => Ok(Cell::Null),
+        TextValue::Empty if column.ty == ColumnType::Text => Ok(Cell::Text(Cow::Borrowed(""))),
+        TextValue::Empty => Ok(Cell::Null),
+        TextValue::Text(text) if column.ty == ColumnType::Json => json_text_cell(text),
+        TextValue::Text(text) => {
+            convert(&column.ty, Scalar::String(Cow::Borrowed(text))).map_err(|e| e.to_string())
+        }
+        TextValue::Json(json) => convert(&column.ty, Scalar::Nested(json)).map_err(|e| e.to_string()),
+    }
+}
+
+/// A JSON column's cell from text: text that is a JSON document is kept as that JSON
+/// (compacted; `null` is NULL), text that starts like an object or array but is not valid
+/// JSON is an error, and any other text becomes a JSON string.
+fn json_text_cell(text: &str) -> Result<Cell<'_>, String> {
+    let trimmed = text.trim();
+    match serde_json::from_str::<&RawValue>(trimmed) {
+        Ok(raw) => Ok(json_cell(raw.get())),
+        Err(e) if trimmed.starts_with(['{', '[']) => Err(describe_error(&e)),
+        Err(_) => convert(&ColumnType::Json, Scalar::String(Cow::Borrowed(text)))
+            .map_err(|e| e.to_string()),
     }
 }
 

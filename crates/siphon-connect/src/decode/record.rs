@@ -1,4 +1,5 @@
-//! Matching a JSON object's fields to the table's columns. A field goes to the column of
+//! Matching a record's fields (a JSON object's members, a CSV header, an XML element's
+//! attributes and children) to the table's columns. A field goes to the column of
 //! exactly its name; failing that, to the first column whose name matches ignoring case.
 //! An exact match always beats a case-insensitive one, a repeated key keeps its last
 //! value (as JSON parsers that build maps do), and among several case-insensitive
@@ -60,6 +61,37 @@ impl FieldIndex {
 
     fn case_insensitive(&self, key: &str) -> Option<usize> {
         self.names.iter().position(|name| eq_ignore_case(name, key))
+    }
+
+    /// Puts `value`, a field named `key`, into the slot of its column under the same
+    /// rules as [`read_fields`] (the text formats use this; JSON reads its fields there).
+    /// `hint` carries the previous match between calls. Returns whether a column took it.
+    pub(crate) fn assign<T>(
+        &self,
+        key: &str,
+        value: T,
+        hint: &mut usize,
+        slots: &mut [Option<T>],
+    ) -> bool {
+        if let Some(i) = self.exact(key, *hint) {
+            *hint = i + 1;
+            if let Some(slot) = slots.get_mut(i) {
+                *slot = Some(value);
+                return true;
+            }
+            return false;
+        }
+        match self
+            .case_insensitive(key)
+            .and_then(|i| slots.get_mut(i))
+            .filter(|slot| slot.is_none())
+        {
+            Some(slot) => {
+                *slot = Some(value);
+                true
+            }
+            None => false,
+        }
     }
 }
 

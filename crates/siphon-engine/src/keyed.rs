@@ -1,0 +1,296 @@
+//! Tables with a PRIMARY KEY: the latest row per key, and the diff that turns a poll's
+//! records into inserts, updates and deletes.
+//!
+//! A keyed table's change log holds change batches: the table's columns plus
+//! [`OP_COLUMN`] (+1 insert, -1 delete; an update is a delete of the old row and an insert
+//! of the new one, as Feldera streams it). The current rows are not stored separately:
+//! they are the log replayed, kept in memory as Arrow row-format bytes keyed by the
+//! primary key's row format. The row format is never persisted (it is not stable across
+//! Arrow versions), only rebuilt from the log.
+//!
+//! When a poll returned the API's whole list ([`siphon_connect::source::PollOutput::complete`]),
+//! keys missing from it are deleted: that is the snapshot diff that turns a "list
+//! everything" API into a change stream. An incremental poll only upserts.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Int8Array, RecordBatch, UInt32Array};
+use arrow::datatypes::{DataType, Field, Int8Type, Schema, SchemaRef};
+use arrow::error::ArrowError;
+use arrow::row::{OwnedRow, RowConverter, SortField};
+
+/// The change-kind column of a keyed table's log entries.
+pub const OP_COLUMN: &str = "__siphon_op";
+
+/// The latest row per key of one table.
+pub struct KeyedRows {
+    schema: SchemaRef,
+    log_schema: SchemaRef,
+    key_indices: Vec<usize>,
+    keys: RowConverter,
+    rows: RowConverter,
+    current: BTreeMap<OwnedRow, OwnedRow>,
+    /// The current rows as a batch, rebuilt lazily after a change.
+    materialized: Option<RecordBatch>,
+}
+
+impl std::fmt::Debug for KeyedRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyedRows({} rows)", self.current.len())
+    }
+}
+
+/// The schema of a keyed table's change batches.
+pub fn log_schema(schema: &SchemaRef) -> SchemaRef {
+    let mut fields: Vec<Arc<Field>> = schema.fields().iter().cloned().collect();
+    fields.push(Arc::new(Field::new(OP_COLUMN, DataType::Int8, false)));
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+impl KeyedRows {
+    /// An empty table with `schema`, keyed by the columns named in `key`.
+    pub fn new(schema: SchemaRef, key: &[String]) -> Result<Self, ArrowError> {
+        let key_indices = key
+            .iter()
+            .map(|k| schema.index_of(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        let keys = RowConverter::new(
+            key_indices
+                .iter()
+                .map(|i| SortField::new(schema.field(*i).data_type().clone()))
+                .collect(),
+        )?;
+        let rows = RowConverter::new(
+            schema
+                .fields()
+                .iter()
+                .map(|f| SortField::new(f.data_type().clone()))
+                .collect(),
+        )?;
+        Ok(KeyedRows {
+            log_schema: log_schema(&schema),
+            schema,
+            key_indices,
+            keys,
+            rows,
+            current: BTreeMap::new(),
+            materialized: None,
+        })
+    }
+
+    /// How many keys the table holds.
+    pub fn len(&self) -> usize {
+        self.current.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.current.is_empty()
+    }
+
+    /// Applies a committed change batch (from the log).
+    pub fn apply(&mut self, changes: &RecordBatch) -> Result<(), ArrowError> {
+        let ops = changes
+            .column_by_name(OP_COLUMN)
+            .ok_or_else(|| {
+                ArrowError::SchemaError(format!("a keyed change batch lacks {OP_COLUMN}"))
+            })?
+            .as_primitive::<Int8Type>()
+            .clone();
+        let data: Vec<ArrayRef> = changes.columns()[..self.schema.fields().len()].to_vec();
+        let keys = self.keys.convert_columns(&self.key_columns(&data))?;
+        let rows = self.rows.convert_columns(&data)?;
+        for i in 0..changes.num_rows() {
+            let key = keys.row(i).owned();
+            if ops.value(i) < 0 {
+                self.current.remove(&key);
+            } else {
+                self.current.insert(key, rows.row(i).owned());
+            }
+        }
+        self.materialized = None;
+        Ok(())
+    }
+
+    /// The changes that bring the table from its current rows to `incoming` (the records of
+    /// one poll). Within `incoming`, the last record of a key wins. With `complete`, keys
+    /// absent from `incoming` are deleted. `None` when nothing changes.
+    pub fn diff(
+        &self,
+        incoming: &RecordBatch,
+        complete: bool,
+    ) -> Result<Option<RecordBatch>, ArrowError> {
+        let data: Vec<ArrayRef> = incoming.columns().to_vec();
+        let keys = self.keys.convert_columns(&self.key_columns(&data))?;
+        let rows = self.rows.convert_columns(&data)?;
+        let mut last_of_key: HashMap<OwnedRow, usize> = HashMap::with_capacity(incoming.num_rows());
+        for i in 0..incoming.num_rows() {
+            last_of_key.insert(keys.row(i).owned(), i);
+        }
+        let mut inserts: Vec<u32> = Vec::new();
+        let mut deletes: Vec<OwnedRow> = Vec::new();
+        for i in 0..incoming.num_rows() {
+            let key = keys.row(i).owned();
+            if last_of_key.get(&key) != Some(&i) {
+                continue;
+            }
+            match self.current.get(&key) {
+                None => inserts.push(i as u32),
+                Some(old) if old.row() != rows.row(i) => {
+                    deletes.push(old.clone());
+                    inserts.push(i as u32);
+                }
+                Some(_) => {}
+            }
+        }
+        if complete {
+            for (key, old) in &self.current {
+                if !last_of_key.contains_key(key) {
+                    deletes.push(old.clone());
+                }
+            }
+        }
+        if inserts.is_empty() && deletes.is_empty() {
+            return Ok(None);
+        }
+        let deleted = self.rows.convert_rows(deletes.iter().map(|r| r.row()))?;
+        let indices = UInt32Array::from(inserts);
+        let mut columns = Vec::with_capacity(data.len() + 1);
+        for (old, new) in deleted.iter().zip(&data) {
+            let taken = arrow::compute::take(new.as_ref(), &indices, None)?;
+            columns.push(arrow::compute::concat(&[old.as_ref(), taken.as_ref()])?);
+        }
+        let ops: Int8Array = std::iter::repeat_n(-1i8, deletes.len())
+            .chain(std::iter::repeat_n(1i8, indices.len()))
+            .collect();
+        columns.push(Arc::new(ops));
+        RecordBatch::try_new(self.log_schema.clone(), columns).map(Some)
+    }
+
+    /// The current rows, one per key, in key order.
+    pub fn batch(&mut self) -> Result<RecordBatch, ArrowError> {
+        if let Some(b) = &self.materialized {
+            return Ok(b.clone());
+        }
+        let batch = if self.current.is_empty() {
+            RecordBatch::new_empty(self.schema.clone())
+        } else {
+            let columns = self
+                .rows
+                .convert_rows(self.current.values().map(|r| r.row()))?;
+            RecordBatch::try_new(self.schema.clone(), columns)?
+        };
+        self.materialized = Some(batch.clone());
+        Ok(batch)
+    }
+
+    fn key_columns(&self, data: &[ArrayRef]) -> Vec<ArrayRef> {
+        self.key_indices.iter().map(|i| data[*i].clone()).collect()
+    }
+}
+
+/// Counts of a change batch: `(inserted, deleted)`.
+pub fn change_counts(changes: &RecordBatch) -> (usize, usize) {
+    match changes.column_by_name(OP_COLUMN) {
+        Some(ops) => {
+            let ops = ops.as_primitive::<Int8Type>();
+            let deleted = ops.values().iter().filter(|v| **v < 0).count();
+            (ops.len() - ops.null_count() - deleted, deleted)
+        }
+        None => (changes.num_rows(), 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray};
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+        ]))
+    }
+
+    fn batch(rows: &[(i64, &str)]) -> RecordBatch {
+        RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(Int64Array::from(
+                    rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn changes(c: &RecordBatch) -> Vec<(i8, i64, String)> {
+        let ops = c.column(2).as_primitive::<Int8Type>();
+        let ids = c.column(0).as_primitive::<arrow::datatypes::Int64Type>();
+        let names = c.column(1).as_string::<i32>();
+        (0..c.num_rows())
+            .map(|i| (ops.value(i), ids.value(i), names.value(i).to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn three_snapshots_give_exactly_the_inserts_updates_and_deletes() {
+        let mut t = KeyedRows::new(schema(), &["id".to_string()]).unwrap();
+        let c1 = t
+            .diff(&batch(&[(1, "a"), (2, "b"), (3, "c")]), true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            changes(&c1),
+            vec![(1, 1, "a".into()), (1, 2, "b".into()), (1, 3, "c".into())]
+        );
+        t.apply(&c1).unwrap();
+        // 2 renamed, 3 gone, 4 new, 1 unchanged.
+        let c2 = t
+            .diff(&batch(&[(1, "a"), (2, "B"), (4, "d")]), true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            changes(&c2),
+            vec![
+                (-1, 2, "b".into()),
+                (-1, 3, "c".into()),
+                (1, 2, "B".into()),
+                (1, 4, "d".into())
+            ]
+        );
+        assert_eq!(change_counts(&c2), (2, 2));
+        t.apply(&c2).unwrap();
+        assert!(
+            t.diff(&batch(&[(4, "d"), (1, "a"), (2, "B")]), true)
+                .unwrap()
+                .is_none(),
+            "same set, other order"
+        );
+        let now = t.batch().unwrap();
+        assert_eq!(now, batch(&[(1, "a"), (2, "B"), (4, "d")]));
+    }
+
+    #[test]
+    fn incremental_polls_upsert_without_deleting_and_last_record_wins() {
+        let mut t = KeyedRows::new(schema(), &["id".to_string()]).unwrap();
+        t.apply(
+            &t.diff(&batch(&[(1, "a"), (2, "b")]), false)
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap();
+        let c = t
+            .diff(&batch(&[(2, "x"), (2, "y")]), false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(changes(&c), vec![(-1, 2, "b".into()), (1, 2, "y".into())]);
+        t.apply(&c).unwrap();
+        assert_eq!(t.len(), 2);
+    }
+}
