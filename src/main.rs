@@ -2,7 +2,10 @@
 //! logic a test would want beyond wiring; exit codes follow SPEC §2 (0 success, 1 runtime
 //! failure, 2 invalid input).
 
+mod progress;
 mod sql_client;
+mod status_cmd;
+mod test_connection;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -44,6 +47,9 @@ enum Command {
         /// Log format.
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
+        /// Rows kept per source in system.connector_logs and system.http_metrics.
+        #[arg(long, default_value_t = siphon_engine::observe::DEFAULT_HISTORY_PER_SOURCE)]
+        history_per_source: usize,
     },
     /// Validate pipeline files without running them.
     Check {
@@ -61,6 +67,27 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = sql_client::OutputFormat::Table)]
         format: sql_client::OutputFormat,
+    },
+    /// Poll each selected source once, storing nothing, and report what came back.
+    TestConnection {
+        /// Pipeline files (.sql).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// A table to test (repeatable); by default every polling table.
+        #[arg(long = "table", value_name = "TABLE")]
+        tables: Vec<String>,
+        /// How many decoded rows to show per table.
+        #[arg(long, default_value_t = 10)]
+        rows: usize,
+    },
+    /// Show the sources of a running server: state, last success, last error, next poll.
+    Status {
+        /// The server's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080", env = "SIPHON_SERVER")]
+        server: String,
+        /// Print the status JSON as the server returns it.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -88,9 +115,11 @@ fn main() -> ExitCode {
             listen,
             data_dir,
             log_format,
+            history_per_source,
         } => {
             init_logging(log_format);
-            runtime.block_on(run(files, listen, data_dir))
+            let options = siphon_engine::EngineOptions { history_per_source };
+            runtime.block_on(run(files, listen, data_dir, options))
         }
         Command::Check { files } => check(&files),
         Command::Sql {
@@ -98,6 +127,12 @@ fn main() -> ExitCode {
             server,
             format,
         } => runtime.block_on(sql_client::run(&server, query, format)),
+        Command::TestConnection {
+            files,
+            tables,
+            rows,
+        } => runtime.block_on(test_connection::run(&files, &tables, rows)),
+        Command::Status { server, json } => runtime.block_on(status_cmd::run(&server, json)),
     }
 }
 
@@ -177,7 +212,12 @@ fn check(paths: &[PathBuf]) -> ExitCode {
     }
 }
 
-async fn run(paths: Vec<PathBuf>, listen: SocketAddr, data_dir: PathBuf) -> ExitCode {
+async fn run(
+    paths: Vec<PathBuf>,
+    listen: SocketAddr,
+    data_dir: PathBuf,
+    options: siphon_engine::EngineOptions,
+) -> ExitCode {
     let files = match read_files(&paths) {
         Ok(f) => f,
         Err(e) => {
@@ -202,7 +242,7 @@ async fn run(paths: Vec<PathBuf>, listen: SocketAddr, data_dir: PathBuf) -> Exit
         }
     });
 
-    let engine = match Engine::open(&data_dir, files, env_lookup).await {
+    let engine = match Engine::open(&data_dir, files, env_lookup, options).await {
         Ok(engine) => engine,
         Err(e) => {
             report_engine_error(&e, &data_dir);
@@ -218,6 +258,7 @@ async fn run(paths: Vec<PathBuf>, listen: SocketAddr, data_dir: PathBuf) -> Exit
     }
     state.set_engine(engine.clone());
     engine.start().await;
+    progress::spawn(engine.clone());
     tracing::info!(
         listen = %listen,
         data_dir = %data_dir.display(),

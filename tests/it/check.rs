@@ -1,5 +1,4 @@
-//! `siphon check`: the seed examples of this slice are accepted, the rest are refused with
-//! an honest "not supported yet", and mistakes are named with file, line, statement,
+//! `siphon check`: every seed example is accepted, and mistakes are named with file, line, statement,
 //! option and a suggestion.
 
 use crate::harness::{siphon, write_file};
@@ -25,9 +24,6 @@ fn sql_blocks(doc: &str) -> Vec<String> {
     blocks
 }
 
-/// Features a later issue brings; blocks that use them must be refused, not ignored.
-const LATER: &[&str] = &["'csv'", "'xml'"];
-
 const ENV: &[(&str, &str)] = &[
     ("API_TOKEN", "t0ken-value"),
     ("API_PASSWORD", "pw-value"),
@@ -38,7 +34,7 @@ const ENV: &[(&str, &str)] = &[
 ];
 
 #[test]
-fn seed_000_examples_load_or_are_refused_honestly() {
+fn seed_000_examples_all_load() {
     let blocks = sql_blocks(SEED_000);
     assert!(blocks.len() >= 20, "found {} blocks", blocks.len());
     let dir = tempfile::tempdir().unwrap();
@@ -60,23 +56,11 @@ fn seed_000_examples_load_or_are_refused_honestly() {
         let file = write_file(dir.path(), &format!("block{i}.sql"), &text);
         let out = siphon(&["check", file.to_str().unwrap()], ENV);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        if LATER.iter().any(|k| block.contains(k)) {
-            assert_eq!(
-                out.status.code(),
-                Some(2),
-                "block {i} should be refused:\n{block}"
-            );
-            assert!(
-                stderr.contains("not supported by this build yet"),
-                "block {i}: {stderr}"
-            );
-        } else {
-            assert!(
-                out.status.success(),
-                "block {i} was rejected:\n{block}\n{stderr}"
-            );
-            accepted += 1;
-        }
+        assert!(
+            out.status.success(),
+            "block {i} was rejected:\n{block}\n{stderr}"
+        );
+        accepted += 1;
     }
     assert!(accepted >= 22, "only {accepted} blocks accepted");
 }

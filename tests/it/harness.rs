@@ -55,6 +55,16 @@ impl Server {
 
     /// Starts the process without waiting.
     pub fn spawn(data_dir: &Path, files: &[&Path], envs: &[(&str, &str)]) -> Server {
+        Server::spawn_with_args(data_dir, files, envs, &[])
+    }
+
+    /// Starts the process with extra `siphon run` arguments, without waiting.
+    pub fn spawn_with_args(
+        data_dir: &Path,
+        files: &[&Path],
+        envs: &[(&str, &str)],
+        args: &[&str],
+    ) -> Server {
         let port = free_port();
         let log = data_dir.with_extension(format!("{port}.log"));
         let mut cmd = Command::new(siphon_bin());
@@ -63,7 +73,8 @@ impl Server {
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--data-dir")
-            .arg(data_dir);
+            .arg(data_dir)
+            .args(args);
         cmd.env("RUST_LOG", "info,siphon_engine=debug");
         for (k, v) in envs {
             cmd.env(k, v);

@@ -5,10 +5,13 @@ mod harness;
 
 mod api;
 mod check;
+mod commands;
 mod crash;
+mod observe;
 mod options;
 mod pipelines;
 mod polling;
 mod resilience;
 mod restart;
+mod seeds;
 mod tidy;

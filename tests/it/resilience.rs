@@ -67,7 +67,7 @@ async fn fault_server() -> String {
                     }
                     "/redirect-loop" => {
                         let _ = socket
-                            .write_all(b"HTTP/1.1 302 Found\r\nLocation: /redirect-loop\r\nContent-Length: 0\r\n\r\n")
+                            .write_all(b"HTTP/1.1 302 Found\r\nLocation: /redirect-loop\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
                             .await;
                     }
                     "/gzip-bomb" => {

@@ -1,7 +1,9 @@
 //! Throughput of the typed-record decoder on realistic pages: a ~1 MB JSON page selected
-//! with `$.data[*]` (the streaming path), the same records as NDJSON, and for reference the
-//! general JSONPath path and serde_json merely validating the page. Plain `fn main` so it
-//! runs with `cargo bench -p siphon-connect --bench decode` and no extra dependencies.
+//! with `$.data[*]` (the streaming path), the same records as NDJSON, as a ~1 MB CSV page
+//! (header, quoted JSON field) and as a ~1 MB XML page (attributes, child elements, a
+//! nested element into the JSON column), and for reference the general JSONPath path and
+//! serde_json merely validating the page. Plain `fn main` so it runs with
+//! `cargo bench -p siphon-connect --bench decode` and no extra dependencies.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -58,6 +60,63 @@ fn records_for_page() -> Vec<String> {
         records.push(r);
     }
     records
+}
+
+/// The same kind of record as one CSV row (the JSON column's value quoted, its quotes
+/// doubled).
+fn csv_row(i: usize) -> String {
+    format!(
+        "evt-{:08},2024-03-15T12:{:02}:{:02}.{:03}Z,{}.{:03},\"{{\"\"source\"\":\"\"sensor-{}\"\",\"\"tags\"\":[\"\"alpha\"\",\"\"beta\"\"],\"\"level\"\":{}}}\",{},{},\"reading {}, from the north field\"",
+        i,
+        (i / 60) % 60,
+        i % 60,
+        (i * 7) % 1000,
+        i % 10_000,
+        (i * 13) % 1000,
+        i % 97,
+        i % 5,
+        1_700_000_000_000u64 + i as u64 * 977,
+        !i.is_multiple_of(3),
+        i,
+    )
+}
+
+/// The same kind of record as one XML element: the id an attribute, the JSON column a
+/// nested element.
+fn xml_item(i: usize) -> String {
+    format!(
+        concat!(
+            r#"<item id="evt-{:08}"><ts>2024-03-15T12:{:02}:{:02}.{:03}Z</ts><value>{}.{:03}</value>"#,
+            r#"<metadata><source>sensor-{}</source><tags><tag>alpha</tag><tag>beta</tag></tags><level>{}</level></metadata>"#,
+            r#"<count>{}</count><active>{}</active><note>reading {} from the north field &amp; beyond</note></item>"#
+        ),
+        i,
+        (i / 60) % 60,
+        i % 60,
+        (i * 7) % 1000,
+        i % 10_000,
+        (i * 13) % 1000,
+        i % 97,
+        i % 5,
+        1_700_000_000_000u64 + i as u64 * 977,
+        !i.is_multiple_of(3),
+        i,
+    )
+}
+
+/// A page of about [`PAGE_BYTES`]: the rows `row(0..)` after `head`, then `tail`.
+fn text_page(head: &str, tail: &str, separator: &str, row: fn(usize) -> String) -> (String, usize) {
+    let mut page = String::from(head);
+    let mut n = 0;
+    while page.len() < PAGE_BYTES {
+        if n > 0 {
+            page.push_str(separator);
+        }
+        page.push_str(&row(n));
+        n += 1;
+    }
+    page.push_str(tail);
+    (page, n)
 }
 
 fn measure(label: &str, body: &[u8], records: usize, mut run: impl FnMut(&[u8]) -> usize) {
@@ -140,6 +199,58 @@ fn main() {
         let page = ndjson.decode(b).expect("decode");
         page.batch.num_rows()
     });
+
+    let (csv_page, csv_rows) = text_page(
+        "id,ts,value,metadata,count,active,note\r\n",
+        "\r\n",
+        "\r\n",
+        csv_row,
+    );
+    let csv = RecordDecoder::new(
+        schema(),
+        Format::Csv {
+            header: true,
+            delimiter: b',',
+        },
+    )
+    .expect("decoder");
+    measure("csv, header", csv_page.as_bytes(), csv_rows, |b| {
+        let page = csv.decode(b).expect("decode");
+        assert!(
+            page.dead_letters.is_empty(),
+            "{:?}",
+            page.dead_letters.first()
+        );
+        page.batch.num_rows()
+    });
+
+    let (xml_page, xml_rows) = text_page(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<response><items>\n",
+        "\n</items></response>\n",
+        "\n",
+        xml_item,
+    );
+    let xml = RecordDecoder::new(
+        schema(),
+        Format::Xml {
+            root_path: "/response/items/item".into(),
+        },
+    )
+    .expect("decoder");
+    measure(
+        "xml, xml_root_path = '/response/items/item'",
+        xml_page.as_bytes(),
+        xml_rows,
+        |b| {
+            let page = xml.decode(b).expect("decode");
+            assert!(
+                page.dead_letters.is_empty(),
+                "{:?}",
+                page.dead_letters.first()
+            );
+            page.batch.num_rows()
+        },
+    );
 
     let general = RecordDecoder::new(
         schema(),

@@ -75,11 +75,7 @@ pub const OPTION_NAMES: &[&str] = &[
 
 /// Options this build recognises but does not implement yet. Setting one to anything but
 /// its neutral value is a load-time error, never a silent no-op.
-const NOT_YET: &[(&str, &str)] = &[
-    ("csv_header", "CSV decoding"),
-    ("csv_delimiter", "CSV decoding"),
-    ("xml_root_path", "XML decoding"),
-];
+const NOT_YET: &[(&str, &str)] = &[];
 
 /// A problem with one option.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -372,13 +368,13 @@ pub fn bind(options: &BTreeMap<String, String>) -> Result<PollingConfig, Vec<Opt
             },
             "ndjson" | "jsonl" | "json_lines" => Format::Ndjson,
             "raw" | "raw_string" => Format::Raw,
-            "csv" | "xml" => {
-                b.error(
-                    "format",
-                    format!("`{f}` decoding is not supported by this build yet"),
-                );
-                Format::Raw
-            }
+            "csv" => Format::Csv {
+                header: b.flag("csv_header", true),
+                delimiter: bind_csv_delimiter(&mut b),
+            },
+            "xml" => Format::Xml {
+                root_path: bind_xml_root_path(&mut b),
+            },
             _ => {
                 b.error(
                     "format",
@@ -390,6 +386,16 @@ pub fn bind(options: &BTreeMap<String, String>) -> Result<PollingConfig, Vec<Opt
     };
     if options.contains_key("json_path") && !matches!(format, Format::Json { .. }) {
         b.error("json_path", "only applies to format = 'json'".into());
+    }
+    if !matches!(format, Format::Csv { .. }) {
+        for key in ["csv_header", "csv_delimiter"] {
+            if options.contains_key(key) {
+                b.error(key, "only applies to format = 'csv'".into());
+            }
+        }
+    }
+    if options.contains_key("xml_root_path") && !matches!(format, Format::Xml { .. }) {
+        b.error("xml_root_path", "only applies to format = 'xml'".into());
     }
 
     let emit_behavior = match b.text("emit_behavior").map(|e| e.to_ascii_lowercase()) {
@@ -801,6 +807,63 @@ fn bind_retry(b: &mut Binder<'_>) -> RetryPolicy {
     policy
 }
 
+/// `csv_delimiter`: one ASCII character (default `,`); a tab may be written `\t` (the two
+/// characters) or `tab`, since SQL strings have no escapes.
+fn bind_csv_delimiter(b: &mut Binder<'_>) -> u8 {
+    let Some(text) = b.text("csv_delimiter") else {
+        return b',';
+    };
+    let delimiter = match text.as_bytes() {
+        b"\\t" => Some(b'\t'),
+        _ if text.eq_ignore_ascii_case("tab") => Some(b'\t'),
+        [one] => Some(*one),
+        _ => None,
+    };
+    match delimiter {
+        Some(d) if crate::decode::check_csv_delimiter(d).is_ok() => d,
+        Some(_) => {
+            b.error(
+                "csv_delimiter",
+                format!(
+                    "`{text}` cannot separate fields: use a character other than '\"', CR or LF"
+                ),
+            );
+            b','
+        }
+        None => {
+            b.error(
+                "csv_delimiter",
+                format!(
+                    "`{text}` is not one ASCII character (e.g. ',', ';', '|', or '\\t' for a tab)"
+                ),
+            );
+            b','
+        }
+    }
+}
+
+/// `xml_root_path`: required with `format = 'xml'`, an absolute path of element names.
+fn bind_xml_root_path(b: &mut Binder<'_>) -> String {
+    let Some(path) = b.text("xml_root_path") else {
+        b.error(
+            "xml_root_path",
+            "missing: format = 'xml' needs it, e.g. '/response/items/item'".into(),
+        );
+        return String::new();
+    };
+    match crate::decode::check_xml_root_path(path) {
+        Ok(()) => path.to_string(),
+        Err(crate::decode::DecoderConfigError::InvalidXmlRootPath { message, .. }) => {
+            b.error("xml_root_path", format!("`{path}` {message}"));
+            String::new()
+        }
+        Err(other) => {
+            b.error("xml_root_path", other.to_string());
+            String::new()
+        }
+    }
+}
+
 struct Binder<'a> {
     options: &'a BTreeMap<String, String>,
     errors: Vec<OptionError>,
@@ -1018,6 +1081,152 @@ mod tests {
         ]))
         .unwrap_err();
         assert_eq!(errs[0].option, "poll_interval_ms");
+    }
+
+    #[test]
+    fn csv_and_xml_formats_bind_their_options() {
+        let endpoint = ("endpoint", "http://h/");
+        let c = bind(&opts(&[endpoint, ("format", "csv")])).unwrap();
+        assert_eq!(
+            c.format,
+            Format::Csv {
+                header: true,
+                delimiter: b','
+            }
+        );
+        let c = bind(&opts(&[
+            endpoint,
+            ("format", "CSV"),
+            ("csv_header", "false"),
+            ("csv_delimiter", ";"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.format,
+            Format::Csv {
+                header: false,
+                delimiter: b';'
+            }
+        );
+        for tab in ["\\t", "tab", "TAB", "\t"] {
+            let c = bind(&opts(&[
+                endpoint,
+                ("format", "csv"),
+                ("csv_delimiter", tab),
+                ("csv_header", "true"),
+            ]))
+            .unwrap();
+            assert_eq!(
+                c.format,
+                Format::Csv {
+                    header: true,
+                    delimiter: b'\t'
+                },
+                "{tab:?}"
+            );
+        }
+        let c = bind(&opts(&[
+            endpoint,
+            ("format", "xml"),
+            ("xml_root_path", "/response/items/item"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.format,
+            Format::Xml {
+                root_path: "/response/items/item".into()
+            }
+        );
+        assert_eq!(crate::source::format_name(&c.format), "xml");
+    }
+
+    #[test]
+    fn csv_and_xml_option_errors_name_the_option() {
+        let endpoint = ("endpoint", "http://h/");
+        let errors = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            let mut all = vec![endpoint];
+            all.extend_from_slice(pairs);
+            bind(&opts(&all))
+                .unwrap_err()
+                .into_iter()
+                .map(|e| (e.option, e.message))
+                .collect()
+        };
+        let pair = |o: &str, m: &str| (o.to_string(), m.to_string());
+        assert_eq!(
+            errors(&[
+                ("format", "csv"),
+                ("csv_delimiter", ";;"),
+                ("csv_header", "maybe")
+            ]),
+            [
+                pair("csv_header", "`maybe` is not true or false"),
+                pair(
+                    "csv_delimiter",
+                    "`;;` is not one ASCII character (e.g. ',', ';', '|', or '\\t' for a tab)"
+                ),
+            ]
+        );
+        assert_eq!(
+            errors(&[("format", "csv"), ("csv_delimiter", "\"")]),
+            [pair(
+                "csv_delimiter",
+                "`\"` cannot separate fields: use a character other than '\"', CR or LF"
+            )]
+        );
+        assert_eq!(
+            errors(&[("format", "csv"), ("csv_delimiter", "§")]),
+            [pair(
+                "csv_delimiter",
+                "`§` is not one ASCII character (e.g. ',', ';', '|', or '\\t' for a tab)"
+            )]
+        );
+        assert_eq!(
+            errors(&[("format", "xml")]),
+            [pair(
+                "xml_root_path",
+                "missing: format = 'xml' needs it, e.g. '/response/items/item'"
+            )]
+        );
+        assert_eq!(
+            errors(&[("format", "xml"), ("xml_root_path", "items/item")]),
+            [pair(
+                "xml_root_path",
+                "`items/item` must be an absolute path of element names, e.g. /response/items/item"
+            )]
+        );
+        assert_eq!(
+            errors(&[("format", "xml"), ("xml_root_path", "/a/item[1]")]),
+            [pair(
+                "xml_root_path",
+                "`/a/item[1]` step `item[1]` is not an element name (only names, `*` and `//` are supported)"
+            )]
+        );
+        assert_eq!(
+            errors(&[
+                ("format", "json"),
+                ("csv_header", "true"),
+                ("csv_delimiter", ","),
+                ("xml_root_path", "/a")
+            ]),
+            [
+                pair("csv_header", "only applies to format = 'csv'"),
+                pair("csv_delimiter", "only applies to format = 'csv'"),
+                pair("xml_root_path", "only applies to format = 'xml'"),
+            ]
+        );
+        assert_eq!(
+            errors(&[
+                ("format", "xml"),
+                ("xml_root_path", "/a"),
+                ("csv_delimiter", ";")
+            ]),
+            [pair("csv_delimiter", "only applies to format = 'csv'")]
+        );
+        assert_eq!(
+            errors(&[("format", "csv"), ("xml_root_path", "/a")]),
+            [pair("xml_root_path", "only applies to format = 'xml'")]
+        );
     }
 
     #[test]

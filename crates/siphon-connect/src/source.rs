@@ -10,6 +10,7 @@
 //! more on a 401), retries with backoff and `Retry-After`, and the rate-limit headers the
 //! server sends. Around every poll: the circuit breaker.
 
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -301,6 +302,43 @@ pub struct PollingSource {
     tokens: Option<Arc<TokenProvider>>,
     limiter: Arc<RateLimiter>,
     breaker: Option<Mutex<CircuitBreaker>>,
+    progress: Arc<PollProgress>,
+}
+
+/// Live progress of the poll in flight, for a terminal display: written by the poll,
+/// read by anyone holding the `Arc`.
+#[derive(Debug, Default)]
+pub struct PollProgress {
+    in_flight: AtomicBool,
+    pages: AtomicU32,
+    records: AtomicU64,
+}
+
+impl PollProgress {
+    /// `(pages, records)` of the poll in flight, or `None` between polls.
+    pub fn current(&self) -> Option<(u32, u64)> {
+        self.in_flight.load(Ordering::Relaxed).then(|| {
+            (
+                self.pages.load(Ordering::Relaxed),
+                self.records.load(Ordering::Relaxed),
+            )
+        })
+    }
+
+    fn start(&self) {
+        self.pages.store(0, Ordering::Relaxed);
+        self.records.store(0, Ordering::Relaxed);
+        self.in_flight.store(true, Ordering::Relaxed);
+    }
+
+    fn page(&self, records: usize) {
+        self.pages.fetch_add(1, Ordering::Relaxed);
+        self.records.fetch_add(records as u64, Ordering::Relaxed);
+    }
+
+    fn finish(&self) {
+        self.in_flight.store(false, Ordering::Relaxed);
+    }
 }
 
 /// A response that arrived whole.
@@ -336,7 +374,13 @@ impl PollingSource {
             config,
             decoder,
             client,
+            progress: Arc::new(PollProgress::default()),
         })
+    }
+
+    /// The live progress of this source's polls.
+    pub fn progress(&self) -> Arc<PollProgress> {
+        self.progress.clone()
     }
 
     /// The bound configuration.
@@ -362,7 +406,9 @@ impl PollingSource {
                     remaining_ms: remaining.as_millis(),
                 })?;
         }
+        self.progress.start();
         let result = self.walk(state).await;
+        self.progress.finish();
         if let Some(breaker) = &self.breaker {
             let mut b = breaker.lock().expect("breaker lock");
             if result.is_ok() {
@@ -450,6 +496,7 @@ impl PollingSource {
                     requests: requests.clone(),
                 })?;
             let records = page.batch.num_rows() + page.dead_letters.len();
+            self.progress.page(records);
             pages.push(page);
             match walk.next(&fetched.url, &fetched.headers, &fetched.body, records) {
                 Ok(Step::Next(request)) => next = request,
@@ -879,6 +926,8 @@ pub fn format_name(format: &Format) -> &'static str {
     match format {
         Format::Json { .. } => "json",
         Format::Ndjson => "ndjson",
+        Format::Csv { .. } => "csv",
+        Format::Xml { .. } => "xml",
         Format::Raw => "raw",
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod keyed;
+pub mod observe;
 pub mod pipeline;
 pub mod query;
 mod runtime;
@@ -21,7 +22,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use chrono::Utc;
-use siphon_connect::source::{PollingSource, SharedResources, http_client};
+use siphon_connect::source::{PollProgress, PollingSource, SharedResources, http_client};
 
 /// Options that decide what a connection's tables share (token, rate limit): a table that
 /// sets one of these itself gets its own.
@@ -31,6 +32,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::catalog::{Catalog, ConnectorKind};
+use crate::observe::Observer;
 use crate::pipeline::{LoadError, SourceFile};
 use crate::query::{QueryEngine, QueryError};
 use crate::status::{RunState, SourceStatus};
@@ -69,6 +71,23 @@ pub struct Engine {
     shutdown: watch::Sender<bool>,
     tasks: tokio::sync::Mutex<JoinSet<()>>,
     notes: Vec<String>,
+    observer: Arc<Observer>,
+    progress: BTreeMap<String, Arc<PollProgress>>,
+}
+
+/// Settings of a running engine.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// Rows kept per source in `system.connector_logs` and `system.http_metrics`.
+    pub history_per_source: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            history_per_source: observe::DEFAULT_HISTORY_PER_SOURCE,
+        }
+    }
 }
 
 impl Engine {
@@ -78,9 +97,10 @@ impl Engine {
         data_dir: &Path,
         files: Vec<SourceFile>,
         env: impl Fn(&str) -> Option<String> + Send + 'static,
+        options: EngineOptions,
     ) -> Result<Arc<Engine>, EngineError> {
         let dir = data_dir.to_path_buf();
-        tokio::task::spawn_blocking(move || Engine::open_blocking(&dir, files, &env))
+        tokio::task::spawn_blocking(move || Engine::open_blocking(&dir, files, &env, options))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))?
     }
@@ -89,6 +109,7 @@ impl Engine {
         data_dir: &Path,
         files: Vec<SourceFile>,
         env: &dyn Fn(&str) -> Option<String>,
+        options: EngineOptions,
     ) -> Result<Arc<Engine>, EngineError> {
         let store = Arc::new(Store::open(data_dir)?);
         let base = Catalog::from_entries(&store.catalog()?).map_err(EngineError::Internal)?;
@@ -105,6 +126,7 @@ impl Engine {
         let mut tables = BTreeMap::new();
         let mut statuses = BTreeMap::new();
         let mut sources = Vec::new();
+        let mut progress = BTreeMap::new();
         for def in loaded.catalog.tables.values() {
             let entries = store
                 .read_log(&def.name, 0)?
@@ -155,8 +177,11 @@ impl Engine {
                         requests: 0,
                         records: 0,
                         next_poll_at: Some(Utc::now()),
+                        in_flight_pages: None,
+                        in_flight_records: None,
                     })),
                 );
+                progress.insert(def.name.clone(), source.progress());
                 sources.push((table.clone(), source));
             }
             tables.insert(def.name.clone(), table);
@@ -173,6 +198,8 @@ impl Engine {
             shutdown,
             tasks: tokio::sync::Mutex::new(JoinSet::new()),
             notes: loaded.notes,
+            progress,
+            observer: Arc::new(Observer::new(options.history_per_source)),
         });
         system::register(&engine).map_err(|e| EngineError::Internal(e.to_string()))?;
         Ok(engine)
@@ -184,12 +211,18 @@ impl Engine {
         let mut tasks = self.tasks.lock().await;
         for (table, source) in sources {
             let status = self.statuses.read().expect("status lock")[&table.def.name].clone();
+            let id = observe::SourceId::new(
+                table.def.connector.name(),
+                &table.def.name,
+                table.def.connection.as_deref(),
+            );
             let task = runtime::SourceTask {
                 engine: self.clone(),
                 table,
                 source,
                 status,
                 shutdown: self.shutdown.subscribe(),
+                id,
             };
             tasks.spawn(task.run());
         }
@@ -201,6 +234,11 @@ impl Engine {
         let _ = self.shutdown.send(true);
         let mut tasks = self.tasks.lock().await;
         while tasks.join_next().await.is_some() {}
+    }
+
+    /// Metrics, logs and request history.
+    pub fn observer(&self) -> &Observer {
+        &self.observer
     }
 
     /// Notes from loading the pipeline files (not errors).
@@ -229,7 +267,18 @@ impl Engine {
             .read()
             .expect("status lock")
             .values()
-            .map(|s| s.lock().expect("status lock").clone())
+            .map(|s| {
+                let mut status = s.lock().expect("status lock").clone();
+                if let Some((pages, records)) = self
+                    .progress
+                    .get(&status.table_name)
+                    .and_then(|p| p.current())
+                {
+                    status.in_flight_pages = Some(pages);
+                    status.in_flight_records = Some(records);
+                }
+                status
+            })
             .collect()
     }
 

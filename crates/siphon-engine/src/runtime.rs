@@ -10,10 +10,11 @@ use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
 use siphon_connect::resilience::CircuitState;
-use siphon_connect::source::{PollError, PollingSource, SourceState};
+use siphon_connect::source::{PollError, PollOutput, PollingSource, SourceState};
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
+use crate::observe::SourceId;
 use crate::status::{RunState, SourceStatus};
 use crate::store::DeadLetterRow;
 use crate::tables::TableRef;
@@ -26,6 +27,7 @@ pub(crate) struct SourceTask {
     pub source: PollingSource,
     pub status: Arc<Mutex<SourceStatus>>,
     pub shutdown: watch::Receiver<bool>,
+    pub id: SourceId,
 }
 
 impl SourceTask {
@@ -52,64 +54,17 @@ impl SourceTask {
             };
             let next_poll_at =
                 Utc::now() + chrono::Duration::from_std(interval).unwrap_or_default();
+            let requests = match &result {
+                Ok(output) => output.requests.as_slice(),
+                Err(error) => error.requests(),
+            };
+            for request in requests {
+                self.engine.observer.request(&self.id, request);
+            }
             match result {
-                Ok(output) => {
-                    let requests = output.requests.len() as u64;
-                    let table = &self.table.def.name;
-                    for note in &output.notes {
-                        tracing::warn!(table = %table, "{note}");
-                    }
-                    let (batch, dead) = match output.page {
-                        Some(page) => {
-                            let now = Utc::now();
-                            let dead: Vec<DeadLetterRow> = page
-                                .dead_letters
-                                .into_iter()
-                                .map(|d| DeadLetterRow {
-                                    timestamp: now,
-                                    table_name: table.clone(),
-                                    reason: d.reason,
-                                    raw: d.raw,
-                                })
-                                .collect();
-                            (Some(page.batch), dead)
-                        }
-                        None => (None, Vec::new()),
-                    };
-                    let records = batch.as_ref().map_or(0, |b| b.num_rows() as u64);
-                    if !dead.is_empty() {
-                        tracing::warn!(table = %table, count = dead.len(), first = %dead[0].reason, "records sent to system.dead_letters");
-                    }
-                    let state_bytes =
-                        serde_json::to_vec(&output.state).expect("source state serializes");
-                    match self
-                        .engine
-                        .commit(&self.table, batch, output.complete, Some(state_bytes), dead)
-                        .await
-                    {
-                        Ok(_) => {
-                            state = output.state;
-                            tracing::debug!(table = %table, records, "poll committed");
-                            let mut s = self.status.lock().expect("status lock");
-                            s.state = RunState::Running;
-                            s.last_success_at = Some(Utc::now());
-                            s.consecutive_failures = 0;
-                            s.requests += requests;
-                            s.records += records;
-                            s.next_poll_at = Some(next_poll_at);
-                        }
-                        Err(e) => {
-                            // The store failed: nothing of this poll is durable, the state
-                            // stays where it was, and the next poll retries from there.
-                            self.record_failure(
-                                format!("commit failed: {e}"),
-                                requests,
-                                next_poll_at,
-                            );
-                        }
-                    }
-                }
+                Ok(output) => self.commit(output, &mut state, next_poll_at).await,
                 Err(PollError::CircuitOpen { remaining_ms }) => {
+                    self.engine.observer.circuit_open(&self.id, remaining_ms);
                     let mut s = self.status.lock().expect("status lock");
                     s.state = RunState::CircuitOpen;
                     s.next_poll_at = Some(
@@ -122,11 +77,81 @@ impl SourceTask {
                 }
                 Err(error) => {
                     let requests = error.requests().len() as u64;
-                    self.record_failure(describe(&error), requests, next_poll_at);
+                    let decode = matches!(error, PollError::Decode { .. });
+                    self.record_failure(error.to_string(), requests, next_poll_at, decode);
                     if self.source.circuit_state() == Some(CircuitState::Open) {
                         self.status.lock().expect("status lock").state = RunState::CircuitOpen;
                     }
                 }
+            }
+            if let Some(circuit) = self.source.circuit_state() {
+                self.engine
+                    .observer
+                    .circuit_state(&self.id, circuit.metric_value());
+            }
+        }
+    }
+
+    /// Commits a successful poll's records with its state, and records the outcome.
+    async fn commit(
+        &self,
+        output: PollOutput,
+        state: &mut SourceState,
+        next_poll_at: chrono::DateTime<Utc>,
+    ) {
+        let requests = output.requests.len() as u64;
+        let table = &self.table.def.name;
+        let (batch, dead) = match output.page {
+            Some(page) => {
+                let now = Utc::now();
+                let dead: Vec<DeadLetterRow> = page
+                    .dead_letters
+                    .into_iter()
+                    .map(|d| DeadLetterRow {
+                        timestamp: now,
+                        table_name: table.clone(),
+                        reason: d.reason,
+                        raw: d.raw,
+                    })
+                    .collect();
+                (Some(page.batch), dead)
+            }
+            None => (None, Vec::new()),
+        };
+        let dead_count = dead.len() as u64;
+        let state_bytes = serde_json::to_vec(&output.state).expect("source state serializes");
+        match self
+            .engine
+            .commit(&self.table, batch, output.complete, Some(state_bytes), dead)
+            .await
+        {
+            Ok(info) => {
+                *state = output.state;
+                let records = info.map_or(0, |i| i.records);
+                let note = if output.not_modified {
+                    Some("304 Not Modified".to_string())
+                } else {
+                    output.notes.first().cloned()
+                };
+                self.engine.observer.poll_succeeded(
+                    &self.id,
+                    output.pages,
+                    records,
+                    dead_count,
+                    note.as_deref().filter(|n| !n.starts_with("304")),
+                );
+                let mut s = self.status.lock().expect("status lock");
+                s.state = RunState::Running;
+                s.last_success_at = Some(Utc::now());
+                s.consecutive_failures = 0;
+                s.requests += requests;
+                s.records += records;
+                s.next_poll_at = Some(next_poll_at);
+            }
+            Err(e) => {
+                // The store failed: nothing of this poll is durable, the state stays where
+                // it was, and the next poll retries from there.
+                self.record_failure(format!("commit failed: {e}"), requests, next_poll_at, false);
             }
         }
     }
@@ -144,8 +169,14 @@ impl SourceTask {
         }
     }
 
-    fn record_failure(&self, message: String, requests: u64, next_poll_at: chrono::DateTime<Utc>) {
-        tracing::warn!(table = %self.table.def.name, error = %message, "poll failed");
+    fn record_failure(
+        &self,
+        message: String,
+        requests: u64,
+        next_poll_at: chrono::DateTime<Utc>,
+        decode: bool,
+    ) {
+        self.engine.observer.poll_failed(&self.id, &message, decode);
         let mut s = self.status.lock().expect("status lock");
         s.state = RunState::Backoff;
         s.last_error = Some(message);
@@ -163,8 +194,4 @@ impl SourceTask {
         s.last_error_at = Some(Utc::now());
         s.next_poll_at = None;
     }
-}
-
-fn describe(error: &PollError) -> String {
-    error.to_string()
 }

@@ -59,4 +59,8 @@ pub struct SourceStatus {
     pub records: u64,
     /// When the next poll is due.
     pub next_poll_at: Option<DateTime<Utc>>,
+    /// Pages walked so far by the poll in flight, if one is.
+    pub in_flight_pages: Option<u32>,
+    /// Records decoded so far by the poll in flight, if one is.
+    pub in_flight_records: Option<u64>,
 }

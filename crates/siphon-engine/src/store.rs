@@ -98,6 +98,8 @@ pub struct CommitInfo {
     pub first_record: u64,
     /// When it committed.
     pub committed_at: DateTime<Utc>,
+    /// Records in the entry.
+    pub records: u64,
 }
 
 /// One entry of a table's change log.
@@ -173,6 +175,7 @@ impl Store {
                     sequence,
                     first_record,
                     committed_at,
+                    records: batch.num_rows() as u64,
                 });
             }
             if let Some(state) = commit.state {

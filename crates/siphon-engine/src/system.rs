@@ -2,12 +2,17 @@
 //!
 //! * `system.connector_status`: one row per source (SPEC §5 columns).
 //! * `system.dead_letters`: records that did not fit their table, with the reason.
+//! * `system.connector_logs`, `system.http_metrics`: the newest N log lines and requests of
+//!   each source (SPEC §5 columns), from the [`crate::observe::Observer`].
 //! * `system.commits`: one row per committed batch of every table: its sequence number, the
 //!   offset of its first record and its record count, so gaps and duplicates are visible.
 
 use std::sync::{Arc, Weak};
 
-use arrow::array::{ArrayRef, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array};
+use arrow::array::{
+    ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt16Array,
+    UInt32Array, UInt64Array,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
 
@@ -110,6 +115,80 @@ pub(crate) fn register(engine: &Arc<Engine>) -> Result<(), QueryError> {
                     text(rows.iter().map(|r| Some(&r.table_name))),
                     text(rows.iter().map(|r| Some(&r.reason))),
                     text(rows.iter().map(|r| Some(&r.raw))),
+                ],
+            )
+            .map_err(|e| e.to_string())
+        }),
+    ))?;
+
+    let logs_schema: SchemaRef = Arc::new(Schema::new(vec![
+        Field::new("timestamp", ts_type(), false),
+        Field::new("connector", DataType::Utf8, false),
+        Field::new("table_name", DataType::Utf8, false),
+        Field::new("level", DataType::Utf8, false),
+        Field::new("message", DataType::Utf8, false),
+    ]));
+    let schema = logs_schema.clone();
+    let w = weak.clone();
+    engine.query.register_system(SystemTable::new(
+        "connector_logs",
+        logs_schema,
+        Arc::new(move || {
+            let rows = engine_of(&w)?.observer.logs();
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    ts(rows.iter().map(|r| Some(r.timestamp))),
+                    text(rows.iter().map(|r| Some(&r.connector))),
+                    text(rows.iter().map(|r| Some(&r.table_name))),
+                    text(rows.iter().map(|r| Some(r.level))),
+                    text(rows.iter().map(|r| Some(&r.message))),
+                ],
+            )
+            .map_err(|e| e.to_string())
+        }),
+    ))?;
+
+    let http_schema: SchemaRef = Arc::new(Schema::new(vec![
+        Field::new("timestamp", ts_type(), false),
+        Field::new("connector", DataType::Utf8, false),
+        Field::new("table_name", DataType::Utf8, false),
+        Field::new("method", DataType::Utf8, false),
+        Field::new("url", DataType::Utf8, false),
+        Field::new("status_code", DataType::UInt16, true),
+        Field::new("response_time_ms", DataType::Float64, false),
+        Field::new("bytes", DataType::UInt64, false),
+        Field::new("pages", DataType::UInt32, false),
+        Field::new("attempt", DataType::UInt32, false),
+    ]));
+    let schema = http_schema.clone();
+    let w = weak.clone();
+    engine.query.register_system(SystemTable::new(
+        "http_metrics",
+        http_schema,
+        Arc::new(move || {
+            let rows = engine_of(&w)?.observer.http_rows();
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    ts(rows.iter().map(|r| Some(r.timestamp))),
+                    text(rows.iter().map(|r| Some(&r.connector))),
+                    text(rows.iter().map(|r| Some(&r.table_name))),
+                    text(rows.iter().map(|r| Some(&r.method))),
+                    text(rows.iter().map(|r| Some(&r.url))),
+                    Arc::new(rows.iter().map(|r| r.status_code).collect::<UInt16Array>()),
+                    Arc::new(
+                        rows.iter()
+                            .map(|r| Some(r.response_time_ms))
+                            .collect::<Float64Array>(),
+                    ),
+                    num(rows.iter().map(|r| r.bytes)),
+                    Arc::new(rows.iter().map(|r| Some(r.pages)).collect::<UInt32Array>()),
+                    Arc::new(
+                        rows.iter()
+                            .map(|r| Some(r.attempt))
+                            .collect::<UInt32Array>(),
+                    ),
                 ],
             )
             .map_err(|e| e.to_string())

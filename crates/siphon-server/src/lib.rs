@@ -54,6 +54,7 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/v1/query", get(query_get).post(query_post))
         .route("/v1/status", get(status))
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 
@@ -89,6 +90,16 @@ async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiE
     Ok(Json(
         serde_json::json!({ "status": "ready", "tables": engine.table_names() }),
     ))
+}
+
+async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let engine = state.engine()?;
+    let mut response = engine.observer().render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    Ok(response)
 }
 
 async fn status(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {

@@ -16,6 +16,22 @@ pub enum DecoderConfigError {
         /// The JSONPath parser's explanation, with the position.
         message: String,
     },
+    /// `csv_delimiter` is not a single ASCII character other than a quote or line break.
+    #[error(
+        "invalid csv_delimiter {delimiter:?}: use one ASCII character other than '\"', CR or LF"
+    )]
+    InvalidCsvDelimiter {
+        /// The delimiter given.
+        delimiter: char,
+    },
+    /// `xml_root_path` is not an absolute path of element names.
+    #[error("invalid xml_root_path '{path}': {message}")]
+    InvalidXmlRootPath {
+        /// The path as written.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// `format = 'raw'` needs exactly one column, of type TEXT or JSON.
     #[error("format 'raw' needs exactly one column of type TEXT or JSON, the table has {found}")]
     RawNeedsOneTextColumn {
@@ -52,6 +68,14 @@ pub enum DecodeError {
     /// The body is not valid JSON; the message carries serde_json's line and column.
     #[error("body is not valid JSON: {0}")]
     InvalidJson(String),
+    /// The CSV reader failed on the body (not expected for in-memory input: rows of any
+    /// length and any bytes are read).
+    #[error("body is not readable CSV: {0}")]
+    InvalidCsv(String),
+    /// The body is not well-formed XML (or not UTF-8); the message carries the byte
+    /// offset and line.
+    #[error("body is not valid XML: {0}")]
+    InvalidXml(String),
     /// Assembling the Arrow batch failed (an internal inconsistency, reported rather than
     /// panicking).
     #[error("cannot build the record batch: {0}")]

@@ -1,7 +1,8 @@
 //! Typed-record decoding: a response body in, one Arrow batch of the table's rows plus the
 //! records that could not be converted (dead letters) out. This module is the façade:
 //! the format switch and the public types. Picking records, matching fields, converting
-//! cells and building Arrow arrays each live in their own submodule.
+//! cells and building Arrow arrays each live in their own submodule; CSV (`csv`) and XML
+//! (`xml`) split their bodies into records of text fields that join the same path.
 //!
 //! The hot path never builds a `serde_json::Value` per record: one streaming serde_json
 //! pass walks the page to the records, reads each record's fields as borrowed raw values,
@@ -12,12 +13,14 @@
 mod cell;
 mod columns;
 mod compact;
+mod csv;
 mod error;
 mod page;
 mod raw;
 mod record;
 mod select;
 mod temporal;
+mod xml;
 
 #[cfg(test)]
 mod tests;
@@ -35,8 +38,8 @@ use select::Selection;
 
 use crate::schema::{ColumnType, RecordSchema};
 
-/// How a response body is laid out. CSV and XML will join as further variants feeding
-/// the same cell conversion (`cell::convert` with string scalars).
+/// How a response body is laid out. Every format feeds the same field matching, cell
+/// conversion and dead-letter rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Format {
     /// A JSON document. Without `json_path` the body is one record (an object) or one
@@ -48,6 +51,22 @@ pub enum Format {
     },
     /// Newline-delimited JSON: one object per non-blank line.
     Ndjson,
+    /// Comma-separated values (RFC 4180 quoting), one record per row; see the `csv`
+    /// submodule for the rules.
+    Csv {
+        /// The first row names the fields (`csv_header`, default true); without it the
+        /// fields are the table's columns in order.
+        header: bool,
+        /// The field separator (`csv_delimiter`, default `,`): one ASCII byte, not a
+        /// quote or a line break.
+        delimiter: u8,
+    },
+    /// XML: every element at `root_path` is a record of its attributes and child
+    /// elements; see the `xml` submodule for the rules.
+    Xml {
+        /// `xml_root_path`, e.g. `/response/items/item` (`//item`: at any depth).
+        root_path: String,
+    },
     /// The whole body is one record in the table's single TEXT or JSON column.
     Raw,
 }
@@ -85,10 +104,12 @@ pub struct RecordDecoder {
 enum Kind {
     Json(Selection),
     Ndjson,
+    Csv { header: bool, delimiter: u8 },
+    Xml(xml::RootPath),
     Raw,
 }
 
-/// A UTF-8 byte-order mark, which some servers put before JSON and serde_json rejects.
+/// A UTF-8 byte-order mark, which some servers put before a body (JSON, CSV, XML).
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Rough size of one record, to size the builders of a page from its body length.
@@ -97,14 +118,20 @@ const MAX_ROWS_HINT: usize = 16 * 1024;
 
 impl RecordDecoder {
     /// A decoder for `schema` and `format`. Fails for a `json_path` that is not valid
-    /// RFC 9535 (quoting the path and the parser's message), for `Raw` unless the schema
-    /// is exactly one TEXT or JSON column, for a DECIMAL Arrow cannot store, and for a
-    /// column name declared twice.
+    /// RFC 9535 (quoting the path and the parser's message), for a CSV delimiter that is
+    /// a quote, a line break or not ASCII, for an `xml_root_path` that is not a path of
+    /// element names, for `Raw` unless the schema is exactly one TEXT or JSON column, for
+    /// a DECIMAL Arrow cannot store, and for a column name declared twice.
     pub fn new(schema: Arc<RecordSchema>, format: Format) -> Result<Self, DecoderConfigError> {
         validate_columns(&schema)?;
         let kind = match format {
             Format::Json { json_path } => Kind::Json(Selection::new(json_path.as_deref())?),
             Format::Ndjson => Kind::Ndjson,
+            Format::Csv { header, delimiter } => {
+                check_csv_delimiter(delimiter)?;
+                Kind::Csv { header, delimiter }
+            }
+            Format::Xml { root_path } => Kind::Xml(parse_xml_root_path(&root_path)?),
             Format::Raw => {
                 check_raw_columns(&schema)?;
                 Kind::Raw
@@ -123,7 +150,8 @@ impl RecordDecoder {
     }
 
     /// Decodes one response body. Records that cannot be converted become dead letters;
-    /// only a body that cannot be read at all (invalid or empty JSON) is an error.
+    /// only a body that cannot be read at all (invalid or empty JSON, XML that is not
+    /// well-formed) is an error.
     pub fn decode(&self, body: &[u8]) -> Result<DecodedPage, DecodeError> {
         let rows_hint = (body.len() / TYPICAL_RECORD_BYTES).clamp(1, MAX_ROWS_HINT);
         match &self.kind {
@@ -173,6 +201,23 @@ impl RecordDecoder {
                 }
                 sink.finish()
             }
+            Kind::Csv { header, delimiter } => {
+                let mut sink = self.sink(rows_hint)?;
+                csv::decode(
+                    body,
+                    *header,
+                    *delimiter,
+                    &self.schema,
+                    &self.index,
+                    &mut sink,
+                )?;
+                sink.finish()
+            }
+            Kind::Xml(root_path) => {
+                let mut sink = self.sink(rows_hint)?;
+                xml::decode(body, root_path, &self.schema, &self.index, &mut sink)?;
+                sink.finish()
+            }
             Kind::Raw => {
                 let mut sink = self.sink(1)?;
                 sink.raw_body(body);
@@ -201,6 +246,30 @@ fn json_text(body: &[u8]) -> Result<&str, DecodeError> {
             .map_or(0, |i| i + 1);
         let column = utf8.valid_up_to() - line_start + 1;
         DecodeError::InvalidJson(format!("invalid UTF-8 at line {line} column {column}"))
+    })
+}
+
+/// Checks an `xml_root_path` the way [`RecordDecoder::new`] will, so configuration can
+/// report it against its option.
+pub fn check_xml_root_path(path: &str) -> Result<(), DecoderConfigError> {
+    parse_xml_root_path(path).map(|_| ())
+}
+
+/// Checks a `csv_delimiter` byte the way [`RecordDecoder::new`] will.
+pub fn check_csv_delimiter(delimiter: u8) -> Result<(), DecoderConfigError> {
+    if delimiter.is_ascii() && !matches!(delimiter, b'"' | b'\n' | b'\r') {
+        Ok(())
+    } else {
+        Err(DecoderConfigError::InvalidCsvDelimiter {
+            delimiter: char::from(delimiter),
+        })
+    }
+}
+
+fn parse_xml_root_path(path: &str) -> Result<xml::RootPath, DecoderConfigError> {
+    xml::RootPath::parse(path).map_err(|message| DecoderConfigError::InvalidXmlRootPath {
+        path: path.to_string(),
+        message,
     })
 }
 

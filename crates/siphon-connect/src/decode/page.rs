@@ -205,7 +205,9 @@ impl<'d, 'a> PageSink<'d, 'a> {
         for (i, column) in self.schema.columns().iter().enumerate() {
             let (key, what, cell) = match value_of(i) {
                 None => (column.name.as_str(), "missing", Ok(Cell::Null)),
-                Some((key, TextValue::Empty)) => (key, "empty", text_cell(column, TextValue::Empty)),
+                Some((key, TextValue::Empty)) => {
+                    (key, "empty", text_cell(column, TextValue::Empty))
+                }
                 Some((key, value)) => (key, "null", text_cell(column, value)),
             };
             match cell {
@@ -424,7 +426,9 @@ fn text_cell<'v>(column: &Column, value: TextValue<'v>) -> Result<Cell<'v>, Stri
         TextValue::Text(text) => {
             convert(&column.ty, Scalar::String(Cow::Borrowed(text))).map_err(|e| e.to_string())
         }
-        TextValue::Json(json) => convert(&column.ty, Scalar::Nested(json)).map_err(|e| e.to_string()),
+        TextValue::Json(json) => {
+            convert(&column.ty, Scalar::Nested(json)).map_err(|e| e.to_string())
+        }
     }
 }
 
@@ -450,7 +454,7 @@ fn json_cell(raw: &str) -> Cell<'_> {
     }
 }
 
-fn quote_field(name: &str) -> String {
+pub(crate) fn quote_field(name: &str) -> String {
     let shown = truncate_at_char(name, MAX_QUOTED_FIELD);
     let mut quoted = serde_json::to_string(shown).unwrap_or_default();
     if shown.len() < name.len() {
