@@ -240,3 +240,59 @@ async fn request_variables_in_query_params_and_body() {
         format!("SELECT * FROM data WHERE timestamp > {from2}")
     );
 }
+
+#[tokio::test]
+async fn page_offset_and_cursor_variables_in_the_endpoint_and_time_formats() {
+    let api = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(|req: &wiremock::Request| {
+            let path = req.url.path().to_string();
+            // /items/page/<n>: three pages of one record.
+            let n: u64 = path.rsplit('/').next().unwrap().parse().unwrap_or(0);
+            let body = if n <= 3 { json!([{"n": n}]) } else { json!([]) };
+            ResponseTemplate::new(200).set_body_json(body)
+        })
+        .mount(&api)
+        .await;
+    let (server, _dir) = run_table(
+        &api,
+        "n INT",
+        r#"endpoint = '{uri}/items/page/${page}', pagination_type = 'page', page_size = 1, page_param = 'p',
+           query_params = '{"ms": "${current_time}"}', time_format = 'unix_ms'"#,
+        3,
+    )
+    .await;
+    assert_eq!(
+        server.query("SELECT DISTINCT n FROM t ORDER BY n").await,
+        vec![json!({"n": 1}), json!({"n": 2}), json!({"n": 3})]
+    );
+    drop(server);
+    let first = &api.received_requests().await.unwrap()[0];
+    let ms: i64 = first.url.query_pairs().find(|(k, _)| k == "ms").unwrap().1.parse().unwrap();
+    assert!(ms > 1_700_000_000_000, "unix_ms: {ms}");
+
+    let api = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(|req: &wiremock::Request| {
+            let at: u64 = req.url.path().rsplit('/').next().unwrap().parse().unwrap_or(0);
+            ResponseTemplate::new(200).set_body_json(json!({"rows": [{"n": at}], "next": if at < 20 { json!(at + 10) } else { json!(null) }}))
+        })
+        .mount(&api)
+        .await;
+    let (server, _dir) = run_table(
+        &api,
+        "n INT",
+        r#"endpoint = '{uri}/from/${cursor}', pagination_type = 'cursor', cursor_path = '$.next', json_path = '$.rows[*]',
+           query_params = '{"day": "${last_poll_time}"}', time_format = '%Y-%m-%d'"#,
+        3,
+    )
+    .await;
+    assert_eq!(
+        server.query("SELECT DISTINCT n FROM t ORDER BY n").await,
+        vec![json!({"n": 0}), json!({"n": 10}), json!({"n": 20})],
+        "an empty cursor on the first page, then the cursor in the path"
+    );
+    drop(server);
+    let first = &api.received_requests().await.unwrap()[0];
+    assert_eq!(first.url.query_pairs().find(|(k, _)| k == "day").unwrap().1, "1970-01-01");
+}

@@ -41,19 +41,19 @@ async fn fault_server() -> String {
                     "/reset" => {
                         let _ = socket
                             .write_all(
-                                b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{\"partial\":",
+                                b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1000\r\n\r\n{\"partial\":",
                             )
                             .await;
                         // Dropping the socket mid-body: the client sees a body cut short.
                     }
                     "/truncated-chunked" => {
                         let _ = socket
-                            .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n[{\"a\"\r\n")
+                            .write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n[{\"a\"\r\n")
                             .await;
                     }
                     "/slow-drip" => {
                         let _ = socket
-                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n[")
+                            .write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 100000\r\n\r\n[")
                             .await;
                         for _ in 0..400 {
                             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -61,6 +61,27 @@ async fn fault_server() -> String {
                                 return;
                             }
                         }
+                    }
+                    "/big" => {
+                        let _ = socket
+                            .write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 3000000\r\n\r\n")
+                            .await;
+                        let chunk = vec![b' '; 64 * 1024];
+                        for _ in 0..46 {
+                            if socket.write_all(&chunk).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    "/big-chunked" => {
+                        let _ = socket.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n").await;
+                        let chunk = format!("10000\r\n{}\r\n", " ".repeat(0x10000));
+                        for _ in 0..40 {
+                            if socket.write_all(chunk.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                        let _ = socket.write_all(b"0\r\n\r\n").await;
                     }
                     "/never" => {
                         tokio::time::sleep(Duration::from_secs(120)).await;
@@ -79,7 +100,7 @@ async fn fault_server() -> String {
                         }
                         let body = encoder.finish().unwrap();
                         let head = format!(
-                            "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                            "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Encoding: gzip\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
                             body.len()
                         );
                         let _ = socket.write_all(head.as_bytes()).await;
@@ -87,7 +108,7 @@ async fn fault_server() -> String {
                     }
                     _ => {
                         let _ = socket
-                            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                            .write_all(b"HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
                             .await;
                     }
                 }
@@ -125,6 +146,8 @@ async fn transport_faults_are_errors_in_status_and_store_nothing() {
          CREATE TABLE chunked (a INT) WITH (connector = 'polling_http', endpoint = '{faults}/truncated-chunked', poll_interval_ms = 200, max_retries = 0);
          CREATE TABLE drip (a INT) WITH (connector = 'polling_http', endpoint = '{faults}/slow-drip', poll_interval_ms = 200, timeout_ms = 500, max_retries = 0);
          CREATE TABLE loop (a INT) WITH (connector = 'polling_http', endpoint = '{faults}/redirect-loop', poll_interval_ms = 200);
+         CREATE TABLE big (a INT) WITH (connector = 'polling_http', endpoint = '{faults}/big', poll_interval_ms = 200, max_response_bytes = 1048576, max_retries = 0);
+         CREATE TABLE bigchunked (a INT) WITH (connector = 'polling_http', endpoint = '{faults}/big-chunked', poll_interval_ms = 200, max_response_bytes = 1048576, max_retries = 0);
          CREATE TABLE bomb (a INT) WITH (connector = 'polling_http', endpoint = '{faults}/gzip-bomb', poll_interval_ms = 200, max_response_bytes = 1048576, max_retries = 0);"
     );
     let (server, _dir) = start(&sql).await;
@@ -134,6 +157,8 @@ async fn transport_faults_are_errors_in_status_and_store_nothing() {
         ("chunked", "request to"),
         ("drip", "timed out after 500 ms"),
         ("loop", "redirect"),
+        ("big", "exceeds max_response_bytes"),
+        ("bigchunked", "exceeds max_response_bytes"),
         ("bomb", "exceeds max_response_bytes"),
     ];
     for (table, expected) in cases {

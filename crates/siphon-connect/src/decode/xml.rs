@@ -55,6 +55,9 @@ const MAX_PATH_STEPS: usize = 64;
 /// the per-record tree (and the recursion over it) small whatever the body holds.
 pub(crate) const MAX_RECORD_DEPTH: usize = 64;
 
+/// Most emptied elements kept for reuse, so reading a record allocates little.
+const MAX_SPARE_NODES: usize = 1024;
+
 /// Above this many children, grouping them by name uses a hash map.
 const LINEAR_GROUPING_MAX: usize = 16;
 
@@ -215,12 +218,16 @@ struct Node {
 }
 
 impl Node {
-    /// The element a start tag opens. `at` is the tag's offset, for errors.
-    fn open(start: &BytesStart<'_>, body: &[u8], at: usize) -> Result<Node, DecodeError> {
-        let mut node = Node {
-            name: start.local_name().into_inner().to_string(),
-            ..Node::default()
-        };
+    /// The element a start tag opens, reusing an emptied node from `spare`. `at` is the
+    /// tag's offset, for errors.
+    fn open(
+        start: &BytesStart<'_>,
+        body: &[u8],
+        at: usize,
+        spare: &mut Vec<Node>,
+    ) -> Result<Node, DecodeError> {
+        let mut node = spare.pop().unwrap_or_default();
+        node.name.push_str(start.local_name().into_inner());
         let mut prefixed = false;
         for attr in start.attributes() {
             let attr = attr.map_err(|e| attribute_error(body, at, &e))?;
@@ -246,6 +253,20 @@ impl Node {
             dedupe_attributes(&mut node.attrs);
         }
         Ok(node)
+    }
+
+    /// Empties this element and its descendants into `spare` for reuse.
+    fn recycle(mut self, spare: &mut Vec<Node>) {
+        for child in self.children.drain(..) {
+            child.recycle(spare);
+        }
+        self.name.clear();
+        self.text.clear();
+        self.attrs.clear();
+        self.nil = false;
+        if spare.len() < MAX_SPARE_NODES {
+            spare.push(self);
+        }
     }
 
     fn push_text(&mut self, text: &str) {
@@ -321,9 +342,31 @@ fn value_of(node: &Node) -> Value<'_> {
     }
 }
 
+/// The children of one name: most names appear once, which needs no allocation.
+enum Members<'n> {
+    One(&'n Node),
+    Many(Vec<&'n Node>),
+}
+
+impl<'n> Members<'n> {
+    fn push(&mut self, node: &'n Node) {
+        match self {
+            Members::One(first) => *self = Members::Many(vec![*first, node]),
+            Members::Many(all) => all.push(node),
+        }
+    }
+
+    fn as_slice(&self) -> &[&'n Node] {
+        match self {
+            Members::One(one) => std::slice::from_ref(one),
+            Members::Many(all) => all,
+        }
+    }
+}
+
 /// Children grouped by name, in the order each name first appears.
-fn groups(children: &[Node]) -> Vec<(&str, Vec<&Node>)> {
-    let mut groups: Vec<(&str, Vec<&Node>)> = Vec::new();
+fn groups(children: &[Node]) -> Vec<(&str, Members<'_>)> {
+    let mut groups: Vec<(&str, Members<'_>)> = Vec::with_capacity(children.len());
     let mut by_name: Option<HashMap<&str, usize>> =
         (children.len() > LINEAR_GROUPING_MAX).then(HashMap::new);
     for child in children {
@@ -338,7 +381,7 @@ fn groups(children: &[Node]) -> Vec<(&str, Vec<&Node>)> {
                 if let Some(map) = &mut by_name {
                     map.insert(name, groups.len());
                 }
-                groups.push((name, vec![child]));
+                groups.push((name, Members::One(child)));
             }
         }
     }
@@ -451,19 +494,27 @@ fn write_json_string(text: &str, out: &mut String) {
 }
 
 fn escape_json_into(text: &str, out: &mut String) {
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c < ' ' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+    let mut plain_from = 0;
+    for (i, b) in text.bytes().enumerate() {
+        let escaped = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..0x20 => "",
+            _ => continue,
+        };
+        // `i` is an ASCII byte, so both slices end on char boundaries.
+        out.push_str(text.get(plain_from..i).unwrap_or_default());
+        if escaped.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(escaped);
         }
+        plain_from = i + 1;
     }
+    out.push_str(text.get(plain_from..).unwrap_or_default());
 }
 
 /// The record element being read: the open elements from the record down.
@@ -571,6 +622,7 @@ pub(crate) fn decode(
     // Match state of each open element outside records.
     let mut open: Vec<PathState> = Vec::new();
     let mut record: Option<OpenRecord> = None;
+    let mut spare: Vec<Node> = Vec::new();
     loop {
         let before = offset(reader.buffer_position(), body.len());
         let event = reader
@@ -583,14 +635,16 @@ pub(crate) fn decode(
                         current.skipping += 1;
                         current.too_deep = true;
                     } else {
-                        current.nodes.push(Node::open(&start, body, before)?);
+                        current
+                            .nodes
+                            .push(Node::open(&start, body, before, &mut spare)?);
                     }
                 }
                 Event::Empty(start) => {
                     if current.skipping > 0 || current.nodes.len() >= MAX_RECORD_DEPTH {
                         current.too_deep = true;
                     } else {
-                        let node = Node::open(&start, body, before)?;
+                        let node = Node::open(&start, body, before, &mut spare)?;
                         current.attach(node);
                     }
                 }
@@ -600,6 +654,7 @@ pub(crate) fn decode(
                         if current.nodes.is_empty() {
                             let end = offset(reader.buffer_position(), body.len());
                             page.emit(&node, current.too_deep, current.start, end);
+                            node.recycle(&mut spare);
                             record = None;
                             open.pop();
                         } else {
@@ -634,7 +689,7 @@ pub(crate) fn decode(
                 open.push(state);
                 if path.is_record(state) {
                     record = Some(OpenRecord {
-                        nodes: vec![Node::open(&start, body, before)?],
+                        nodes: vec![Node::open(&start, body, before, &mut spare)?],
                         start: before,
                         skipping: 0,
                         too_deep: false,
@@ -644,9 +699,10 @@ pub(crate) fn decode(
             Event::Empty(start) => {
                 let state = path.enter(open.last().copied(), start.local_name().into_inner());
                 if path.is_record(state) {
-                    let node = Node::open(&start, body, before)?;
+                    let node = Node::open(&start, body, before, &mut spare)?;
                     let end = offset(reader.buffer_position(), body.len());
                     page.emit(&node, false, before, end);
+                    node.recycle(&mut spare);
                 }
             }
             Event::End(_) => {
@@ -1208,6 +1264,21 @@ mod tests {
             for d in &decoders {
                 let _ = d.decode(&seed_body[..cut]);
             }
+        }
+    }
+
+    #[test]
+    fn json_strings_escape_like_serde_json() {
+        for text in [
+            "plain",
+            "q\"b\\s",
+            "tab\tnl\ncr\r",
+            "\u{1}x\u{1f}é☺\u{7f}",
+            "",
+        ] {
+            let mut out = String::new();
+            super::write_json_string(text, &mut out);
+            assert_eq!(out, serde_json::to_string(text).unwrap());
         }
     }
 
