@@ -268,7 +268,14 @@ async fn page_offset_and_cursor_variables_in_the_endpoint_and_time_formats() {
     );
     drop(server);
     let first = &api.received_requests().await.unwrap()[0];
-    let ms: i64 = first.url.query_pairs().find(|(k, _)| k == "ms").unwrap().1.parse().unwrap();
+    let ms: i64 = first
+        .url
+        .query_pairs()
+        .find(|(k, _)| k == "ms")
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
     assert!(ms > 1_700_000_000_000, "unix_ms: {ms}");
 
     let api = MockServer::start().await;
@@ -294,5 +301,69 @@ async fn page_offset_and_cursor_variables_in_the_endpoint_and_time_formats() {
     );
     drop(server);
     let first = &api.received_requests().await.unwrap()[0];
-    assert_eq!(first.url.query_pairs().find(|(k, _)| k == "day").unwrap().1, "1970-01-01");
+    assert_eq!(
+        first.url.query_pairs().find(|(k, _)| k == "day").unwrap().1,
+        "1970-01-01"
+    );
+}
+
+#[tokio::test]
+async fn csv_and_xml_awkward_bodies_through_the_binary() {
+    let api = MockServer::start().await;
+    Mock::given(path("/csv"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(
+            "\u{feff}id;name;price;seen\r\n1;\"Smith; John\";12.50;2024-01-02T03:04:05Z\r\n2;\"say \"\"hi\"\"\";oops;\r\n3;\"multi\nline\";1;\r\n"
+                .as_bytes()
+                .to_vec(),
+        ))
+        .mount(&api)
+        .await;
+    Mock::given(path("/xml"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(
+            r#"<?xml version="1.0"?><r:response xmlns:r="urn:r" xmlns="urn:d"><items>
+               <item id="7"><name><![CDATA[Tom & <Jerry>]]></name><tags><tag>a</tag><tag>b</tag></tags></item>
+               <r:item id="8"><name>Fish &amp; Chips</name></r:item></items></r:response>"#,
+        ))
+        .mount(&api)
+        .await;
+    let (server, _dir) = run_table(
+        &api,
+        "id INT, name TEXT, price DECIMAL(10,2), seen TIMESTAMP",
+        "endpoint = '{uri}/csv', format = 'csv', csv_delimiter = ';', csv_header = true",
+        2,
+    )
+    .await;
+    assert_eq!(
+        server
+            .query("SELECT id, name, price, seen FROM t WHERE id <> 2 ORDER BY id LIMIT 2")
+            .await,
+        vec![
+            json!({"id": 1, "name": "Smith; John", "price": 12.5, "seen": "2024-01-02T03:04:05Z"}),
+            json!({"id": 3, "name": "multi\nline", "price": 1.0, "seen": null}),
+        ]
+    );
+    let dead = server
+        .query("SELECT reason FROM system.dead_letters LIMIT 1")
+        .await;
+    assert!(
+        dead[0]["reason"].as_str().unwrap().contains("line 3"),
+        "{dead:?}"
+    );
+
+    let (server, _dir) = run_table(
+        &api,
+        "id INT, name TEXT, tags JSON",
+        "endpoint = '{uri}/xml', format = 'xml', xml_root_path = '/response/items/item'",
+        2,
+    )
+    .await;
+    assert_eq!(
+        server
+            .query("SELECT id, name, tags FROM t ORDER BY id LIMIT 2")
+            .await,
+        vec![
+            json!({"id": 7, "name": "Tom & <Jerry>", "tags": {"tag": ["a", "b"]}}),
+            json!({"id": 8, "name": "Fish & Chips", "tags": null}),
+        ]
+    );
 }

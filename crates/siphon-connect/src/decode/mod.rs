@@ -86,8 +86,9 @@ pub struct DeadLetter {
     /// Which record, field, type and value failed, e.g.
     /// `record 3: field "value": cannot convert string "abc" to DOUBLE`.
     pub reason: String,
-    /// The record's text exactly as received (an NDJSON line, or the selected JSON value
-    /// with its original whitespace), truncated to [`MAX_DEAD_LETTER_RAW`] bytes.
+    /// The record's text exactly as received (an NDJSON line, the selected JSON value with
+    /// its original whitespace, a CSV row without its line end, an XML element from its
+    /// start tag to its end tag), truncated to [`MAX_DEAD_LETTER_RAW`] bytes.
     pub raw: String,
 }
 

@@ -21,9 +21,11 @@
 //!   Namespace declarations and other `xsi:` attributes are not fields.
 //! * A table of a single column takes the record itself when the record has no field of
 //!   that column's name: its text when it holds only text (`<item>42</item>`), else the
-//!   record as a JSON object (the form above). This makes `(data JSON)` hold each whole
-//!   record, and only applies to XML: a JSON record is already one value, and a missing
-//!   field there stays NULL as it always has.
+//!   record as a JSON object (the form above), converted like any other value (so a
+//!   structured record into a lone INT column is a dead letter). This makes the seed's
+//!   `(data JSON)` table hold each whole record. It applies to XML only: a JSON record
+//!   is already one value a `json_path` can pick, and a missing JSON field stays NULL as
+//!   it always has.
 //! * A text value in a JSON column follows the CSV rule: text that is JSON is kept as JSON.
 //!
 //! The body must be UTF-8 (a BOM is skipped); the XML declaration, comments, processing
@@ -32,8 +34,9 @@
 //! and character references are, and a reference to any other entity makes the page
 //! invalid. A body that is not well-formed (mismatched or unclosed tags, a bad entity or
 //! attribute) is a page error naming the byte offset and line; a whitespace-only body, or
-//! one where nothing matches the path, is zero rows. Records nested deeper than
-//! [`MAX_RECORD_DEPTH`] levels are dead letters.
+//! one where nothing matches the path, is zero rows. Kept lenient on purpose: several
+//! top-level elements, or text after the root, are read rather than refused. Records
+//! nested deeper than [`MAX_RECORD_DEPTH`] levels are dead letters.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::{self, Write as _};
@@ -1054,6 +1057,17 @@ mod tests {
             [r#"record 3 (line 1): field "n": cannot convert string "x" to INT"#]
         );
         assert_eq!(page.dead_letters[0].raw, "<n>x</n>");
+        let page = d.decode(b"<list><n><x>1</x></n></list>").unwrap();
+        assert_eq!(
+            reasons(&page),
+            [r#"record 0 (line 1): field "n": cannot convert object {"x":"1"} to INT"#]
+        );
+        // A field of the column's name wins over the whole record.
+        let d = decoder(vec![col("data", ColumnType::Text)], "/list/n");
+        let page = d
+            .decode(b"<list><n data=\"a\"><x>1</x></n><n>plain</n></list>")
+            .unwrap();
+        assert_eq!(strings(&page, 0), [Some("a"), Some("plain")]);
     }
 
     #[test]
