@@ -345,3 +345,65 @@ async fn a_hanging_source_never_delays_the_others() {
         "a healthy source fell behind: {worst} polls of {expected:.1}"
     );
 }
+
+#[tokio::test]
+async fn the_connection_rate_limit_and_rate_limit_headers_are_honoured() {
+    let api = MockServer::start().await;
+    let times = Arc::new(Mutex::new(Vec::<Instant>::new()));
+    let t = times.clone();
+    Mock::given(path("/limited"))
+        .respond_with(move |_: &Request| {
+            t.lock().unwrap().push(Instant::now());
+            ResponseTemplate::new(200).set_body_json(json!([{"a": 1}]))
+        })
+        .mount(&api)
+        .await;
+    let quota = Arc::new(Mutex::new(Vec::<Instant>::new()));
+    let q = quota.clone();
+    Mock::given(path("/quota"))
+        .respond_with(move |_: &Request| {
+            let mut seen = q.lock().unwrap();
+            seen.push(Instant::now());
+            if seen.len() == 1 {
+                // Quota spent: come back in one second.
+                ResponseTemplate::new(200)
+                    .insert_header("X-RateLimit-Remaining", "0")
+                    .insert_header("X-RateLimit-Reset", "1")
+                    .set_body_json(json!([{"a": 1}]))
+            } else {
+                ResponseTemplate::new(200).set_body_json(json!([{"a": 2}]))
+            }
+        })
+        .mount(&api)
+        .await;
+    // Two tables share one connection's limit of 3 requests per second while polling every 50 ms.
+    let sql = "
+        CREATE CONNECTION limited FROM polling_http_source WITH (endpoint = '{uri}/limited', interval_ms = 50,
+            rate_limit_requests = 3, rate_limit_window_ms = 1000);
+        CREATE TABLE a (a INT) WITH (connector = 'polling_http_source', connection = 'limited');
+        CREATE TABLE b (a INT) WITH (connector = 'polling_http_source', connection = 'limited');
+        CREATE TABLE quota (a INT) WITH (connector = 'polling_http_source', endpoint = '{uri}/quota', interval_ms = 50);"
+        .replace("{uri}", &api.uri());
+    let (server, _dir) = start(&sql).await;
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    drop(server);
+    let times = times.lock().unwrap().clone();
+    assert!(times.len() >= 6, "the sources polled: {}", times.len());
+    for (i, start) in times.iter().enumerate() {
+        let in_window = times[i..]
+            .iter()
+            .filter(|t| **t - *start < Duration::from_millis(950))
+            .count();
+        assert!(
+            in_window <= 3,
+            "{in_window} requests within one second starting at request {i}"
+        );
+    }
+    let quota = quota.lock().unwrap().clone();
+    assert!(quota.len() >= 2, "{}", quota.len());
+    assert!(
+        quota[1] - quota[0] >= Duration::from_millis(950),
+        "X-RateLimit-Remaining: 0 waits for the reset: {:?}",
+        quota[1] - quota[0]
+    );
+}

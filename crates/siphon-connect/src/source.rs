@@ -142,12 +142,14 @@ pub enum PollError {
         requests: Vec<RequestRecord>,
     },
     /// The body could not be read as the configured format at all.
-    #[error("cannot decode the response from {url}: {source}")]
+    #[error("cannot decode the response from {url}: {source}; near: {near}")]
     Decode {
         /// The redacted URL.
         url: String,
         /// The decoder's error.
         source: DecodeError,
+        /// The body around the position the decoder named (or its start), redacted.
+        near: String,
         /// The requests made, for metrics.
         requests: Vec<RequestRecord>,
     },
@@ -491,6 +493,10 @@ impl PollingSource {
                 .decoder
                 .decode(&fetched.body)
                 .map_err(|source| PollError::Decode {
+                    near: self
+                        .config
+                        .redactor
+                        .redact(&excerpt_near(&fetched.body, &source.to_string())),
                     url: url_text.clone(),
                     source,
                     requests: requests.clone(),
@@ -917,6 +923,44 @@ fn excerpt(body: &[u8]) -> String {
     }
 }
 
+/// The part of `body` around the `line L column C` (or `line L`) that `message` names, or
+/// the body's start: what a person needs to see to understand a decode error.
+fn excerpt_near(body: &[u8], message: &str) -> String {
+    let number_after = |word: &str| -> Option<usize> {
+        let at = message.find(word)? + word.len();
+        let digits: String = message[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    };
+    let offset = match (number_after("line "), number_after("column ")) {
+        (Some(line), column) => {
+            let line_start = body
+                .split_inclusive(|b| *b == b'\n')
+                .take(line.saturating_sub(1))
+                .map(<[u8]>::len)
+                .sum::<usize>();
+            line_start + column.unwrap_or(1).saturating_sub(1)
+        }
+        _ => 0,
+    };
+    let start = offset.saturating_sub(60).min(body.len());
+    let end = (offset + 60).min(body.len());
+    let mut text = String::from_utf8_lossy(&body[start..end]).replace(['\n', '\r'], " ");
+    if start > 0 {
+        text.insert(0, '…');
+    }
+    if end < body.len() {
+        text.push('…');
+    }
+    if text.trim().is_empty() {
+        "(empty body)".into()
+    } else {
+        format!("`{text}`")
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -935,4 +979,25 @@ pub fn format_name(format: &Format) -> &'static str {
 /// A redirect loop (or too many redirects) is deterministic: retrying cannot help.
 fn is_redirect_failure(error: &reqwest::Error) -> bool {
     error.is_redirect() || error_chain(error).contains("too many redirects")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_errors_quote_the_body_where_it_broke() {
+        let body = b"{\"a\": 1,\n \"b\": tru }";
+        assert_eq!(
+            excerpt_near(body, "expected value at line 2 column 7"),
+            "`{\"a\": 1,  \"b\": tru }`"
+        );
+        let long = format!("{}BROKEN{}", "x".repeat(100), "y".repeat(100));
+        let near = excerpt_near(long.as_bytes(), "at line 1 column 101");
+        assert!(
+            near.starts_with("`…") && near.contains("BROKEN") && near.ends_with("…`"),
+            "{near}"
+        );
+        assert_eq!(excerpt_near(b"", "empty body"), "(empty body)");
+    }
 }
