@@ -15,7 +15,7 @@ siphon=$!
 trap 'kill $siphon $api 2>/dev/null || true' EXIT INT TERM
 
 for _ in $(seq 1 100); do
-  curl -fsS http://127.0.0.1:8080/readyz >/dev/null 2>&1 && break
+  ./target/debug/siphon sql --format csv "SELECT 1" >/dev/null 2>&1 && break
   sleep 0.1
 done
 sleep 3

@@ -1,28 +1,10 @@
 //! `siphon check`: every seed example is accepted, and mistakes are named with file, line, statement,
 //! option and a suggestion.
 
-use crate::harness::{siphon, write_file};
+use crate::harness::{siphon, sql_blocks, write_file};
 
 const SEED_000: &str = include_str!("../../../shared/seeds/000_fb54a79568d4ac55.txt");
 const SEED_001: &str = include_str!("../../../shared/seeds/001_3f87dde936a84d49.txt");
-
-/// The ```sql blocks of a markdown document.
-fn sql_blocks(doc: &str) -> Vec<String> {
-    let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
-    for line in doc.lines() {
-        match (&mut current, line.trim_start()) {
-            (None, l) if l.starts_with("```sql") => current = Some(String::new()),
-            (Some(_), l) if l.starts_with("```") => blocks.push(current.take().unwrap()),
-            (Some(text), _) => {
-                text.push_str(line);
-                text.push('\n');
-            }
-            _ => {}
-        }
-    }
-    blocks
-}
 
 const ENV: &[(&str, &str)] = &[
     ("API_TOKEN", "t0ken-value"),

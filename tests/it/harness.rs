@@ -208,3 +208,21 @@ pub fn int(v: &Value) -> i64 {
         .or_else(|| v.as_u64().map(|u| u as i64))
         .unwrap_or_else(|| panic!("not an integer: {v}"))
 }
+
+/// The ```sql blocks of a markdown document.
+pub fn sql_blocks(doc: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in doc.lines() {
+        match (&mut current, line.trim_start()) {
+            (None, l) if l.starts_with("```sql") => current = Some(String::new()),
+            (Some(_), l) if l.starts_with("```") => blocks.push(current.take().unwrap()),
+            (Some(text), _) => {
+                text.push_str(line);
+                text.push('\n');
+            }
+            _ => {}
+        }
+    }
+    blocks
+}

@@ -9,26 +9,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-use crate::harness::{Server, int, write_file};
+use crate::harness::{Server, int, sql_blocks, write_file};
 
 const SEED_000: &str = include_str!("../../../shared/seeds/000_fb54a79568d4ac55.txt");
-
-fn sql_blocks(doc: &str) -> Vec<String> {
-    let mut blocks = Vec::new();
-    let mut current: Option<String> = None;
-    for line in doc.lines() {
-        match (&mut current, line.trim_start()) {
-            (None, l) if l.starts_with("```sql") => current = Some(String::new()),
-            (Some(_), l) if l.starts_with("```") => blocks.push(current.take().unwrap()),
-            (Some(text), _) => {
-                text.push_str(line);
-                text.push('\n');
-            }
-            _ => {}
-        }
-    }
-    blocks
-}
 
 const ITEMS: usize = 7;
 

@@ -13,3 +13,19 @@ pub mod secret;
 pub mod source;
 pub mod state;
 pub mod template;
+
+/// The error and its causes, joined: reqwest's top-level message alone ("error sending
+/// request") hides the useful part ("connection refused").
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

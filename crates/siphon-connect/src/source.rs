@@ -10,6 +10,7 @@
 //! more on a 401), retries with backoff and `Retry-After`, and the rate-limit headers the
 //! server sends. Around every poll: the circuit breaker.
 
+use crate::error_chain;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -892,22 +893,6 @@ fn merge(schema: arrow::datatypes::SchemaRef, mut pages: Vec<DecodedPage>) -> De
         batch,
         dead_letters,
     }
-}
-
-/// The error and its causes, joined: reqwest's top-level message alone ("error sending
-/// request") hides the useful part ("connection refused").
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 fn excerpt(body: &[u8]) -> String {

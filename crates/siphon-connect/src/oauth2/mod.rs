@@ -21,6 +21,7 @@
 //!   has not actually expired yet (it is only inside the refresh margin), a failed refresh
 //!   hands out that previous token rather than failing a poll that would still succeed.
 
+use crate::error_chain;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -557,22 +558,6 @@ fn basic_credentials(client_id: &str, client_secret: &Secret) -> String {
         encode(client_id),
         encode(client_secret.expose())
     ))
-}
-
-/// The error and its causes, joined: reqwest's top-level message alone ("error sending
-/// request") hides the useful part ("connection refused").
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// The start of an (already redacted) body, whitespace collapsed.
