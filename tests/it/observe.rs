@@ -109,6 +109,23 @@ async fn metrics_match_the_requests_the_server_saw() {
         1.0
     );
     assert!(
+        text.contains("# TYPE siphon_http_requests_total counter") && !text.contains("# EOF"),
+        "classic format:\n{text}"
+    );
+    let om = reqwest::Client::new()
+        .get(format!("{}/metrics", server.base))
+        .header("Accept", "application/openmetrics-text; version=1.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        om.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    assert!(om.text().await.unwrap().ends_with("# EOF\n"));
+    assert!(
         text.contains("siphon_http_request_duration_seconds_bucket{le=\"0.005\""),
         "histogram buckets:\n{text}"
     );
