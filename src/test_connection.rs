@@ -18,7 +18,8 @@ use std::time::Instant;
 use siphon_connect::config::{Auth, PollingConfig};
 use siphon_connect::decode::DeadLetter;
 use siphon_connect::source::{
-    PollError, PollOutput, PollingSource, RequestRecord, SharedResources, SourceState, http_client,
+    PollError, PollOutput, PollingSource, RequestRecord, SharedResources, SourceState,
+    TransportKind, http_client,
 };
 use siphon_engine::catalog::{Catalog, ConnectorKind, TableDef};
 use siphon_engine::pipeline;
@@ -324,7 +325,7 @@ fn print_requests(requests: &[RequestRecord]) {
 /// A headline classifying the failure for a reader, and what to check.
 fn explain(error: &PollError, config: &PollingConfig) -> (String, Option<String>) {
     match error {
-        PollError::Transport { url, message, .. } => explain_transport(url, message),
+        PollError::Transport { url, kind, .. } => explain_transport(url, *kind),
         PollError::Timeout { timeout_ms, .. } => (
             format!("timeout: no complete response within {timeout_ms} ms"),
             Some("the API is slow or unreachable; check it, or raise timeout_ms".into()),
@@ -385,9 +386,9 @@ fn explain(error: &PollError, config: &PollingConfig) -> (String, Option<String>
     }
 }
 
-/// Classifies a failure with no response by the text of reqwest's error chain.
-fn explain_transport(url: &str, message: &str) -> (String, Option<String>) {
-    let lower = message.to_ascii_lowercase();
+/// Explains a failure with no response by its kind (classified where it happened, in
+/// `siphon_connect::source`), naming the host or address it was for.
+fn explain_transport(url: &str, kind: TransportKind) -> (String, Option<String>) {
     let parsed = reqwest::Url::parse(url).ok();
     let host = parsed
         .as_ref()
@@ -398,58 +399,43 @@ fn explain_transport(url: &str, message: &str) -> (String, Option<String>) {
         .as_ref()
         .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
         .unwrap_or_else(|| host.clone());
-    let has = |needles: &[&str]| needles.iter().any(|n| lower.contains(n));
-    if has(&[
-        "dns error",
-        "failed to lookup address",
-        "name or service not known",
-        "no such host",
-        "nodename nor servname",
-        "temporary failure in name resolution",
-    ]) {
-        (
+    let (headline, hint) = match kind {
+        TransportKind::Dns => (
             format!("DNS: could not resolve host `{host}`"),
-            Some("check the host name in the endpoint, and this machine's network and DNS".into()),
-        )
-    } else if has(&["connection refused"]) {
-        (
+            "check the host name in the endpoint, and this machine's network and DNS",
+        ),
+        TransportKind::ConnectionRefused => (
             format!("connection refused: nothing is listening at {address}"),
-            Some("check the host and port, and that the API is running".into()),
-        )
-    } else if has(&["certificate", "tls", "ssl", "handshake"]) {
-        (
+            "check the host and port, and that the API is running",
+        ),
+        TransportKind::Tls => (
             format!("TLS/certificate: the secure connection to {host} failed"),
-            Some("the certificate may be expired, self-signed or for another host name".into()),
-        )
-    } else if has(&["redirect"]) {
-        (
-            "redirect loop: the server keeps redirecting".into(),
-            Some("poll the final URL directly".into()),
-        )
-    } else if has(&["not a valid url"]) {
-        (
-            "the endpoint is not a valid URL".into(),
-            Some("check the endpoint and the request variables in it".into()),
-        )
-    } else if has(&[
-        "connection reset",
-        "connection closed",
-        "broken pipe",
-        "incomplete message",
-        "unexpected eof",
-    ]) {
-        (
+            "the certificate may be expired, self-signed or for another host name, \
+             or the port may not speak TLS (http vs https)",
+        ),
+        TransportKind::ConnectTimeout => (
+            format!("connect timeout: {address} did not accept a connection in time"),
+            "check the host and port, and this machine's network, proxy and firewall",
+        ),
+        TransportKind::Reset => (
             format!("the connection to {address} was closed before a complete response"),
-            Some("the server or a proxy dropped the connection; check it".into()),
-        )
-    } else if has(&["network is unreachable", "no route to host"]) {
-        (
-            format!("network unreachable: cannot route to {address}"),
-            Some("check this machine's network, proxy and firewall".into()),
-        )
-    } else {
-        ("the request failed with no response".into(), None)
-    }
+            "the server or a proxy dropped the connection; check it",
+        ),
+        TransportKind::BrokenBody => (
+            format!("the response body from {address} broke off or could not be decompressed"),
+            "the server or a proxy cut the response, or its Content-Encoding is wrong",
+        ),
+        TransportKind::RedirectLoop => (
+            "redirect loop: the server keeps redirecting".into(),
+            "poll the final URL directly",
+        ),
+        TransportKind::Other if parsed.is_none() => (
+            "the endpoint is not a valid URL".into(),
+            "check the endpoint and the request variables in it",
+        ),
+        TransportKind::Other => return ("the request failed with no response".into(), None),
+    };
+    (headline, Some(hint.into()))
 }
 
 /// The kind of credentials a source sends, without the secrets.

@@ -504,3 +504,42 @@ async fn primary_key_snapshot_diff_emits_only_changes_and_survives_restart() {
         "rows rebuilt from the log"
     );
 }
+
+#[tokio::test]
+async fn credentials_never_follow_a_next_link_to_another_origin() {
+    let other = MockServer::start().await;
+    Mock::given(path("/p2"))
+        .respond_with(|req: &Request| {
+            let leaked = req.headers.contains_key("authorization");
+            ResponseTemplate::new(200).set_body_json(json!([{"id": 2, "leaked": leaked}]))
+        })
+        .mount(&other)
+        .await;
+    let api = MockServer::start().await;
+    let next = format!("<{}/p2>; rel=\"next\"", other.uri());
+    Mock::given(path("/p1"))
+        .respond_with(move |req: &Request| {
+            let leaked = !req.headers.contains_key("authorization");
+            ResponseTemplate::new(200)
+                .insert_header("Link", next.as_str())
+                .set_body_json(json!([{"id": 1, "leaked": leaked}]))
+        })
+        .mount(&api)
+        .await;
+    let sql = "CREATE TABLE t (id INT, leaked BOOLEAN) WITH (connector = 'polling_http', endpoint = '{uri}/p1',
+        poll_interval_ms = 600000, pagination_type = 'link_header', auth_type = 'bearer', token = 'tok-123');";
+    let (server, _dir) = start(sql, &api).await;
+    let rows = server
+        .wait_for("SELECT id, leaked FROM t ORDER BY id", WAIT, |r| {
+            r.len() == 2
+        })
+        .await;
+    assert_eq!(
+        rows,
+        vec![
+            json!({"id": 1, "leaked": false}),
+            json!({"id": 2, "leaked": false})
+        ],
+        "the endpoint's origin gets the token, the other origin does not"
+    );
+}

@@ -105,6 +105,8 @@ pub enum PollError {
     Transport {
         /// The redacted URL.
         url: String,
+        /// What kind of failure it was, for callers that act on it or explain it.
+        kind: TransportKind,
         /// What went wrong.
         message: String,
         /// The requests made, for metrics.
@@ -196,6 +198,136 @@ impl PollError {
             | PollError::Auth { requests, .. } => requests,
             PollError::State(_) | PollError::CircuitOpen { .. } => &[],
         }
+    }
+}
+
+/// Why a request got no (whole) response: the structured cause of [`PollError::Transport`],
+/// so callers need not read the message text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TransportKind {
+    /// The host name did not resolve.
+    Dns,
+    /// Nothing accepted the connection at the address: the peer refused it.
+    ConnectionRefused,
+    /// The TLS handshake failed: an untrusted or mismatched certificate, or a peer that
+    /// does not speak TLS.
+    Tls,
+    /// The connection was not established within the connect timeout.
+    ConnectTimeout,
+    /// The peer reset or closed the connection before a complete response.
+    Reset,
+    /// The response started but its body broke off or could not be decompressed.
+    BrokenBody,
+    /// Too many redirects: a loop, or a longer chain than the client follows.
+    RedirectLoop,
+    /// Anything else: an invalid URL, a request that cannot be built, an unknown cause.
+    Other,
+}
+
+/// Texts of a resolver failure (hyper-util's wrapper, then the OS resolvers' own words).
+const DNS_MARKERS: &[&str] = &[
+    "dns error",
+    "failed to lookup address",
+    "name or service not known",
+    "no such host",
+    "nodename nor servname",
+    "temporary failure in name resolution",
+];
+
+/// Texts of a TLS failure (rustls's errors, and generic TLS words).
+const TLS_MARKERS: &[&str] = &[
+    "certificate",
+    "tls",
+    "ssl",
+    "handshake",
+    "received corrupt message",
+    "fatal alert",
+    "peer is incompatible",
+    "peer misbehaved",
+];
+
+/// hyper's text for a connection closed before the response head was complete.
+const CLOSED_MARKER: &str = "connection closed before message completed";
+
+impl TransportKind {
+    /// A short phrase for a reader, e.g. "DNS lookup failed".
+    pub fn describe(self) -> &'static str {
+        match self {
+            TransportKind::Dns => "DNS lookup failed",
+            TransportKind::ConnectionRefused => "connection refused",
+            TransportKind::Tls => "TLS handshake or certificate error",
+            TransportKind::ConnectTimeout => "connection attempt timed out",
+            TransportKind::Reset => "connection reset or closed by the peer",
+            TransportKind::BrokenBody => "response body broken off or undecodable",
+            TransportKind::RedirectLoop => "too many redirects (a redirect loop)",
+            TransportKind::Other => "request failed with no response",
+        }
+    }
+
+    /// Classifies a failed request: by reqwest's own flags first, then by the causes in
+    /// its source chain (an I/O error's kind; hyper's and rustls's texts where there is no
+    /// type to go by). The top error's own text is not read: it carries the URL, whose
+    /// host or path could contain any of the words looked for.
+    pub fn of(error: &reqwest::Error) -> Self {
+        use std::error::Error as _;
+        use std::io::ErrorKind;
+
+        if is_redirect_failure(error) {
+            return TransportKind::RedirectLoop;
+        }
+        if error.is_body() || error.is_decode() {
+            return TransportKind::BrokenBody;
+        }
+        if error.is_timeout() && error.is_connect() {
+            return TransportKind::ConnectTimeout;
+        }
+        let mut texts = Vec::new();
+        let mut io = None;
+        let mut cause = error.source();
+        while let Some(e) = cause {
+            let text = e.to_string().to_ascii_lowercase();
+            if io.is_none()
+                && let Some(io_error) = e.downcast_ref::<std::io::Error>()
+            {
+                io = Some((io_error.kind(), text.clone()));
+            }
+            texts.push(text);
+            cause = e.source();
+        }
+        let mentions =
+            |markers: &[&str]| texts.iter().any(|t| markers.iter().any(|m| t.contains(m)));
+        if mentions(DNS_MARKERS) {
+            return TransportKind::Dns;
+        }
+        if let Some((kind, text)) = io {
+            match kind {
+                ErrorKind::ConnectionRefused => return TransportKind::ConnectionRefused,
+                ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::BrokenPipe => return TransportKind::Reset,
+                // tokio-rustls: the peer closed the connection during the handshake.
+                ErrorKind::UnexpectedEof if text.contains("handshake") => {
+                    return TransportKind::Tls;
+                }
+                // Includes rustls's "peer closed connection without sending TLS close_notify".
+                ErrorKind::UnexpectedEof => return TransportKind::Reset,
+                ErrorKind::TimedOut => return TransportKind::ConnectTimeout,
+                _ => {}
+            }
+        }
+        if mentions(TLS_MARKERS) {
+            return TransportKind::Tls;
+        }
+        if mentions(&[CLOSED_MARKER]) {
+            return TransportKind::Reset;
+        }
+        TransportKind::Other
+    }
+}
+
+impl std::fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.describe())
     }
 }
 
@@ -456,9 +588,12 @@ impl PollingSource {
                 cursor: next.cursor.clone(),
             };
             let first = pages.is_empty();
-            let request = self.build_request(&ctx, &next, first.then_some(state), &requests)?;
+            let (request, same_origin) =
+                self.build_request(&ctx, &next, first.then_some(state), &requests)?;
             let page_no = pages.len() as u32 + 1;
-            let fetched = self.send(request, page_no, &mut requests).await?;
+            let fetched = self
+                .send(request, same_origin, page_no, &mut requests)
+                .await?;
             let url_text = self.config.redactor.redact(fetched.url.as_str());
             if first {
                 if fetched.status == 304 {
@@ -588,7 +723,7 @@ impl PollingSource {
         page: &PageRequest,
         conditional: Option<&SourceState>,
         requests: &[RequestRecord],
-    ) -> Result<reqwest::Request, PollError> {
+    ) -> Result<(reqwest::Request, bool), PollError> {
         let c = &*self.config;
         let tf = &c.time_format;
         let endpoint = c.endpoint.render(ctx, tf, Escape::Url);
@@ -596,6 +731,7 @@ impl PollingSource {
             Some(next) => next.clone(),
             None => reqwest::Url::parse(&endpoint).map_err(|e| PollError::Transport {
                 url: self.config.redactor.redact(&endpoint),
+                kind: TransportKind::Other,
                 message: format!(
                     "the endpoint is not a valid URL after filling its variables: {e}"
                 ),
@@ -675,32 +811,28 @@ impl PollingSource {
         }
         let mut request = builder.build().map_err(|e| PollError::Transport {
             url: self.config.redactor.redact(&endpoint),
+            kind: TransportKind::of(&e),
             message: self.config.redactor.redact(&e.to_string()),
             requests: requests.to_vec(),
         })?;
         if !same_origin {
             request.headers_mut().remove(reqwest::header::AUTHORIZATION);
         }
-        Ok(request)
+        Ok((request, same_origin))
     }
 
     /// Sends one page's request with rate limiting, OAuth2, and retries.
     async fn send(
         &self,
         request: reqwest::Request,
+        same_origin: bool,
         page: u32,
         requests: &mut Vec<RequestRecord>,
     ) -> Result<Fetched, PollError> {
         let c = &*self.config;
         let url = c.redactor.redact(request.url().as_str());
-        let same_origin_token = self.tokens.as_ref().filter(|_| {
-            reqwest::Url::parse(&c.endpoint.render(
-                &RequestContext::new(None, Utc::now()),
-                &c.time_format,
-                Escape::Url,
-            ))
-            .is_ok_and(|e| e.origin() == request.url().origin())
-        });
+        // The OAuth2 token, like every credential, goes only to the endpoint's own origin.
+        let same_origin_token = self.tokens.as_ref().filter(|_| same_origin);
         let mut attempt = 0u32;
         let mut tries = 0u32;
         let mut token_refreshed = false;
@@ -753,6 +885,7 @@ impl PollingSource {
                 Ok(Err(FetchError::Transport(e))) if is_redirect_failure(e) => {
                     return Err(PollError::Transport {
                         url,
+                        kind: TransportKind::RedirectLoop,
                         message: c.redactor.redact(&error_chain(e)),
                         requests: requests.clone(),
                     });
@@ -814,6 +947,7 @@ impl PollingSource {
                         },
                         Ok(Err(FetchError::Transport(e))) => PollError::Transport {
                             url,
+                            kind: TransportKind::of(&e),
                             message: c.redactor.redact(&error_chain(&e)),
                             requests: requests.clone(),
                         },
@@ -984,5 +1118,196 @@ mod tests {
             "{near}"
         );
         assert_eq!(excerpt_near(b"", "empty body"), "(empty body)");
+    }
+
+    /// A client like the engine's, but blind to the environment's proxies so the errors
+    /// are this machine's own.
+    fn client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
+    }
+
+    /// The error of a GET of `url`, from sending it or else from reading its body chunk by
+    /// chunk as `fetch` does.
+    async fn failure(client: &reqwest::Client, url: &str) -> reqwest::Error {
+        match client.get(url).send().await {
+            Err(e) => e,
+            Ok(mut response) => loop {
+                match response.chunk().await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => panic!("{url}: the response arrived whole"),
+                    Err(e) => break e,
+                }
+            },
+        }
+    }
+
+    async fn kind_of(url: &str) -> TransportKind {
+        let error = failure(&client(), url).await;
+        let kind = TransportKind::of(&error);
+        eprintln!("{url}: {kind:?} <- {}", error_chain(&error));
+        kind
+    }
+
+    /// A server on 127.0.0.1 that reads each connection's first bytes, writes `reply`,
+    /// and closes (with a reset instead of a clean close when `reset`).
+    async fn raw_server(reply: &'static [u8], reset: bool) -> std::net::SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream.write_all(reply).await;
+                if reset {
+                    stream.set_zero_linger().unwrap();
+                } else {
+                    let _ = stream.shutdown().await;
+                }
+                drop(stream);
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn transport_kind_of_a_closed_port_is_connection_refused() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        assert_eq!(
+            kind_of(&format!("http://127.0.0.1:{port}/")).await,
+            TransportKind::ConnectionRefused
+        );
+    }
+
+    #[tokio::test]
+    async fn transport_kind_of_an_unresolvable_host_is_dns() {
+        assert_eq!(
+            kind_of("http://nonexistent.invalid/").await,
+            TransportKind::Dns
+        );
+    }
+
+    #[tokio::test]
+    async fn transport_kind_of_a_dropped_connection_is_reset() {
+        let closed = raw_server(b"", false).await;
+        assert_eq!(
+            kind_of(&format!("http://{closed}/")).await,
+            TransportKind::Reset
+        );
+        let reset = raw_server(b"", true).await;
+        assert_eq!(
+            kind_of(&format!("http://{reset}/")).await,
+            TransportKind::Reset
+        );
+    }
+
+    #[tokio::test]
+    async fn transport_kind_of_a_cut_or_undecodable_body_is_broken_body() {
+        let cut = raw_server(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nshort",
+            false,
+        )
+        .await;
+        assert_eq!(
+            kind_of(&format!("http://{cut}/")).await,
+            TransportKind::BrokenBody
+        );
+        let not_gzip = raw_server(
+            b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: 9\r\n\r\nnot gzip!",
+            false,
+        )
+        .await;
+        assert_eq!(
+            kind_of(&format!("http://{not_gzip}/")).await,
+            TransportKind::BrokenBody
+        );
+    }
+
+    #[tokio::test]
+    async fn transport_kind_of_https_to_a_plain_server_is_tls() {
+        let plain = raw_server(
+            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n",
+            false,
+        )
+        .await;
+        assert_eq!(
+            kind_of(&format!("https://{plain}/")).await,
+            TransportKind::Tls
+        );
+        let hangs_up = raw_server(b"", false).await;
+        assert_eq!(
+            kind_of(&format!("https://{hangs_up}/")).await,
+            TransportKind::Tls
+        );
+    }
+
+    #[tokio::test]
+    async fn transport_kind_of_a_redirect_loop_is_redirect_loop() {
+        use wiremock::matchers::path;
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let api = MockServer::start().await;
+        Mock::given(path("/loop"))
+            .respond_with(ResponseTemplate::new(302).insert_header("location", "/loop"))
+            .mount(&api)
+            .await;
+        assert_eq!(
+            kind_of(&format!("{}/loop", api.uri())).await,
+            TransportKind::RedirectLoop
+        );
+    }
+
+    #[tokio::test]
+    async fn transport_kind_of_a_connect_timeout_is_connect_timeout() {
+        // A listener whose accept queue is full drops new SYNs, so a connect hangs.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(1).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut held = Vec::new();
+        for _ in 0..16 {
+            match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                Ok(stream) => held.push(stream),
+                Err(_) => break,
+            }
+        }
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_millis(200))
+            .build()
+            .unwrap();
+        let error = failure(&client, &format!("http://{addr}/")).await;
+        assert_eq!(
+            TransportKind::of(&error),
+            TransportKind::ConnectTimeout,
+            "{}",
+            error_chain(&error)
+        );
+        drop(listener);
+    }
+
+    #[test]
+    fn every_transport_kind_is_described() {
+        let kinds = [
+            TransportKind::Dns,
+            TransportKind::ConnectionRefused,
+            TransportKind::Tls,
+            TransportKind::ConnectTimeout,
+            TransportKind::Reset,
+            TransportKind::BrokenBody,
+            TransportKind::RedirectLoop,
+            TransportKind::Other,
+        ];
+        let described: std::collections::HashSet<_> = kinds.iter().map(|k| k.describe()).collect();
+        assert_eq!(described.len(), kinds.len());
+        assert_eq!(TransportKind::Dns.to_string(), "DNS lookup failed");
     }
 }
