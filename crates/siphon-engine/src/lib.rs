@@ -37,7 +37,7 @@ use crate::pipeline::{LoadError, SourceFile};
 use crate::query::{QueryEngine, QueryError};
 use crate::status::{RunState, SourceStatus};
 use crate::store::{Commit, CommitInfo, DeadLetterRow, Store, StoreError};
-use crate::tables::{CommittedBatch, TableData, TableRef};
+use crate::tables::{TableData, TableRef};
 
 /// Why the engine could not start or do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -128,22 +128,24 @@ impl Engine {
         let mut sources = Vec::new();
         let mut progress = BTreeMap::new();
         for def in loaded.catalog.tables.values() {
-            let entries = store
-                .read_log(&def.name, 0)?
-                .into_iter()
-                .map(|e| CommittedBatch {
-                    sequence: e.sequence,
-                    first_record: e.first_record,
-                    committed_at: e.committed_at,
-                    batch: e.batch,
-                })
-                .collect();
+            let commits = store.log_meta(&def.name)?;
+            // A keyed table's current rows are its log replayed; an append-only table's
+            // records stay in the store until a query streams them.
+            let changes: Vec<RecordBatch> = if def.primary_key.is_empty() {
+                Vec::new()
+            } else {
+                store
+                    .read_log(&def.name, 0)?
+                    .into_iter()
+                    .map(|e| e.batch)
+                    .collect()
+            };
             let table: TableRef =
-                Arc::new(TableData::new(def.clone(), entries).map_err(|e| {
+                Arc::new(TableData::new(def.clone(), commits, &changes).map_err(|e| {
                     EngineError::Internal(format!("loading table {}: {e}", def.name))
                 })?);
             query
-                .register_table(table.clone())
+                .register_table(table.clone(), store.clone())
                 .map_err(|e| EngineError::Internal(e.to_string()))?;
             if def.connector == ConnectorKind::PollingHttp {
                 let config = loaded.sources.get(&def.name).cloned().ok_or_else(|| {
@@ -322,16 +324,9 @@ impl Engine {
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))??;
         if let (Some(info), Some(batch)) = (&info, batch) {
-            table
-                .push(CommittedBatch {
-                    sequence: info.sequence,
-                    first_record: info.first_record,
-                    committed_at: info.committed_at,
-                    batch,
-                })
-                .map_err(|e| {
-                    EngineError::Internal(format!("applying to {}: {e}", table.def.name))
-                })?;
+            table.push(*info, &batch).map_err(|e| {
+                EngineError::Internal(format!("applying to {}: {e}", table.def.name))
+            })?;
         }
         Ok(info)
     }

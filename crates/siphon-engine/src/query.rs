@@ -1,8 +1,9 @@
 //! SQL over stored tables and `system.*` tables, with DataFusion.
 //!
-//! Every table is a [`TableProvider`] that snapshots its committed batches when a query
-//! scans it, so a query sees a consistent prefix of each table's log and never blocks a
-//! commit for longer than a vector clone.
+//! An append-only table is a [`TableProvider`] that streams its records from one read
+//! snapshot of the store's log, an entry at a time: a query sees a consistent prefix of
+//! the log, never blocks a commit, and memory does not grow with the table. A keyed table
+//! is scanned from its in-memory current rows.
 
 use std::fmt;
 use std::sync::Arc;
@@ -17,6 +18,13 @@ use datafusion::logical_expr::{Expr, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::error::DataFusionError;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
+
+use crate::store::Store;
 use crate::tables::TableRef;
 
 /// The schema that holds the system tables.
@@ -30,6 +38,42 @@ pub struct QueryError(pub String);
 /// A stored table as DataFusion sees it.
 pub struct StoredTable {
     table: TableRef,
+    store: Arc<Store>,
+}
+
+/// An append-only table's records, streamed from one snapshot of the store's log.
+struct LogScan {
+    table: String,
+    schema: SchemaRef,
+    store: Arc<Store>,
+}
+
+impl fmt::Debug for LogScan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LogScan({})", self.table)
+    }
+}
+
+impl PartitionStream for LogScan {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        // A small channel: the reader decodes at most a few entries ahead of the query.
+        let (tx, rx) = tokio::sync::mpsc::channel::<DfResult<RecordBatch>>(2);
+        let (store, table) = (self.store.clone(), self.table.clone());
+        tokio::task::spawn_blocking(move || {
+            let result = store.scan_log(&table, &mut |batch| tx.blocking_send(Ok(batch)).is_ok());
+            if let Err(e) = result {
+                let _ = tx.blocking_send(Err(DataFusionError::Execution(e.to_string())));
+            }
+        });
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream))
+    }
 }
 
 impl fmt::Debug for StoredTable {
@@ -55,8 +99,23 @@ impl TableProvider for StoredTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let snapshot = MemTable::try_new(self.schema(), vec![self.table.batches()])?;
-        snapshot.scan(state, projection, filters, limit).await
+        match self.table.keyed_rows() {
+            Some(rows) => {
+                let rows = rows.map_err(|e| DataFusionError::ArrowError(Box::new(e), None))?;
+                let snapshot = MemTable::try_new(self.schema(), vec![vec![rows]])?;
+                snapshot.scan(state, projection, filters, limit).await
+            }
+            None => {
+                let scan = LogScan {
+                    table: self.table.def.name.clone(),
+                    schema: self.schema(),
+                    store: self.store.clone(),
+                };
+                StreamingTable::try_new(self.schema(), vec![Arc::new(scan)])?
+                    .scan(state, projection, filters, limit)
+                    .await
+            }
+        }
     }
 }
 
@@ -127,10 +186,10 @@ impl QueryEngine {
     }
 
     /// Makes a stored table queryable under its name.
-    pub fn register_table(&self, table: TableRef) -> Result<(), QueryError> {
+    pub fn register_table(&self, table: TableRef, store: Arc<Store>) -> Result<(), QueryError> {
         let name = datafusion::common::TableReference::bare(table.def.name.clone());
         self.ctx
-            .register_table(name, Arc::new(StoredTable { table }))
+            .register_table(name, Arc::new(StoredTable { table, store }))
             .map(|_| ())
             .map_err(|e| QueryError(e.to_string()))
     }

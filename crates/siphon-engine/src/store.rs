@@ -90,7 +90,7 @@ pub struct Commit<'a> {
 }
 
 /// What a commit added to a table's log.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CommitInfo {
     /// The log entry's sequence number.
     pub sequence: u64,
@@ -226,6 +226,54 @@ impl Store {
             });
         }
         Ok(entries)
+    }
+
+    /// The header of every log entry of a table, without decoding the records.
+    pub fn log_meta(&self, table: &str) -> Result<Vec<CommitInfo>, StoreError> {
+        let txn = db_err!(self.db.begin_read())?;
+        let log = db_err!(txn.open_table(LOG))?;
+        let mut out = Vec::new();
+        for item in db_err!(log.range((table, 0)..=(table, u64::MAX)))? {
+            let (key, value) = db_err!(item)?;
+            let (_, sequence) = key.value();
+            let corrupt = || StoreError::Corrupt {
+                what: format!("log entry {sequence} of table {table}"),
+                message: "header unreadable".into(),
+            };
+            let (first, micros, rows) = decode_header(value.value()).ok_or_else(corrupt)?;
+            let at = DateTime::from_timestamp_micros(micros).ok_or_else(corrupt)?;
+            out.push(CommitInfo {
+                sequence,
+                first_record: first,
+                committed_at: at,
+                records: rows,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Decodes a table's log entries in order, from one consistent snapshot, handing each
+    /// batch to `each` until it returns false. Memory holds one entry at a time.
+    pub fn scan_log(
+        &self,
+        table: &str,
+        each: &mut dyn FnMut(RecordBatch) -> bool,
+    ) -> Result<(), StoreError> {
+        let txn = db_err!(self.db.begin_read())?;
+        let log = db_err!(txn.open_table(LOG))?;
+        for item in db_err!(log.range((table, 0)..=(table, u64::MAX)))? {
+            let (key, value) = db_err!(item)?;
+            let (_, sequence) = key.value();
+            let (_, _, batch) =
+                decode_entry(value.value()).map_err(|message| StoreError::Corrupt {
+                    what: format!("log entry {sequence} of table {table}"),
+                    message,
+                })?;
+            if !each(batch) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Every dead letter, oldest first.

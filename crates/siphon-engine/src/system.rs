@@ -213,9 +213,15 @@ pub(crate) fn register(engine: &Arc<Engine>) -> Result<(), QueryError> {
             Ok(tables
                 .iter()
                 .flat_map(|t| {
-                    t.commits()
-                        .into_iter()
-                        .map(|(seq, first, count, at)| (t.def.name.clone(), seq, first, count, at))
+                    t.commits().into_iter().map(|c| {
+                        (
+                            t.def.name.clone(),
+                            c.sequence,
+                            c.first_record,
+                            c.records,
+                            c.committed_at,
+                        )
+                    })
                 })
                 .collect())
         },

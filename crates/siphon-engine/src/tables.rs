@@ -1,69 +1,69 @@
-//! The rows of each table as queries see them: the committed log entries, decoded once and
-//! kept in memory, appended to after every commit.
+//! What the engine keeps in memory about each table: its definition, the metadata of its
+//! committed log entries, and, for a PRIMARY KEY table, its current rows.
 //!
-//! Invariant: a table's cache holds exactly the store's log entries, in sequence order.
-//! It is appended to only after the store's commit returned, under the table's commit lock,
-//! so a query never sees a record that is not durable.
+//! An append-only table's records are not kept in memory: queries stream them from the
+//! store's log (see [`crate::query`]), so memory does not grow with the table. A keyed
+//! table's current rows are kept (they are bounded by the number of keys, and the log alone
+//! cannot answer "the latest row per key" without a replay).
+//!
+//! Invariant: a table's commit metadata lists exactly the store's log entries, in sequence
+//! order. It is appended to only after the store's commit returned, under the table's
+//! commit lock, so nothing here describes a record that is not durable.
 
 use std::sync::{Arc, Mutex, RwLock};
 
-use arrow::error::ArrowError;
-
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use chrono::{DateTime, Utc};
+use arrow::error::ArrowError;
 
 use crate::catalog::TableDef;
 use crate::keyed::KeyedRows;
+use crate::store::CommitInfo;
 
-/// One committed batch.
-#[derive(Clone, Debug)]
-pub struct CommittedBatch {
-    /// The store's sequence number of the commit.
-    pub sequence: u64,
-    /// Offset of its first record in the table.
-    pub first_record: u64,
-    /// When it committed.
-    pub committed_at: DateTime<Utc>,
-    /// The records.
-    pub batch: RecordBatch,
-}
-
-/// A table: definition, schema and committed batches.
+/// A table: definition, schema, commit metadata and (keyed) current rows.
 #[derive(Debug)]
 pub struct TableData {
     /// The definition.
     pub def: TableDef,
     /// Arrow schema of its rows.
     pub schema: SchemaRef,
-    entries: RwLock<Vec<CommittedBatch>>,
+    commits: RwLock<Vec<CommitInfo>>,
     /// For a PRIMARY KEY table: the latest row per key (the log replayed).
     keyed: Option<Mutex<KeyedRows>>,
-    /// Held while committing, so cache order equals sequence order.
+    /// Held while committing, so metadata order equals sequence order.
     pub commit_lock: tokio::sync::Mutex<()>,
 }
 
 impl TableData {
-    /// A table with the given committed batches (change batches for a keyed table, which
-    /// are replayed into its current rows).
-    pub fn new(def: TableDef, entries: Vec<CommittedBatch>) -> Result<Self, ArrowError> {
+    /// A table with the given commits. A keyed table replays `changes` (its whole log, in
+    /// order) into its current rows; an append-only table ignores them.
+    pub fn new(
+        def: TableDef,
+        commits: Vec<CommitInfo>,
+        changes: &[RecordBatch],
+    ) -> Result<Self, ArrowError> {
         let schema = def.schema().arrow_schema();
         let keyed = if def.primary_key.is_empty() {
             None
         } else {
             let mut rows = KeyedRows::new(schema.clone(), &def.primary_key)?;
-            for entry in &entries {
-                rows.apply(&entry.batch)?;
+            for batch in changes {
+                rows.apply(batch)?;
             }
             Some(Mutex::new(rows))
         };
         Ok(TableData {
             def,
             schema,
-            entries: RwLock::new(entries),
+            commits: RwLock::new(commits),
             keyed,
             commit_lock: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Whether the table keeps the latest row per key.
+    pub fn is_keyed(&self) -> bool {
+        self.keyed.is_some()
     }
 
     /// For a keyed table, the change batch that `incoming` makes (see [`KeyedRows::diff`]);
@@ -82,50 +82,26 @@ impl TableData {
         }
     }
 
-    /// Appends a batch that was just committed (and applies it to a keyed table's rows).
-    pub fn push(&self, entry: CommittedBatch) -> Result<(), ArrowError> {
+    /// Records a batch that was just committed (and applies it to a keyed table's rows).
+    pub fn push(&self, meta: CommitInfo, batch: &RecordBatch) -> Result<(), ArrowError> {
         if let Some(rows) = &self.keyed {
-            rows.lock().expect("keyed rows lock").apply(&entry.batch)?;
+            rows.lock().expect("keyed rows lock").apply(batch)?;
         }
-        self.entries.write().expect("table cache lock").push(entry);
+        self.commits.write().expect("commits lock").push(meta);
         Ok(())
     }
 
-    /// The rows, for a query: the committed batches, or a keyed table's current rows.
-    pub fn batches(&self) -> Vec<RecordBatch> {
-        if let Some(rows) = &self.keyed {
-            let mut rows = rows.lock().expect("keyed rows lock");
-            return match rows.batch() {
-                Ok(batch) => vec![batch],
-                Err(e) => {
-                    tracing::error!(table = %self.def.name, error = %e, "cannot materialise keyed rows");
-                    Vec::new()
-                }
-            };
-        }
-        self.entries
-            .read()
-            .expect("table cache lock")
-            .iter()
-            .map(|e| e.batch.clone())
-            .collect()
+    /// A keyed table's current rows; `None` for an append-only table (its rows are read
+    /// from the store).
+    pub fn keyed_rows(&self) -> Option<Result<RecordBatch, ArrowError>> {
+        self.keyed
+            .as_ref()
+            .map(|rows| rows.lock().expect("keyed rows lock").batch())
     }
 
-    /// Commit metadata `(sequence, first_record, records, committed_at)` of every entry.
-    pub fn commits(&self) -> Vec<(u64, u64, u64, DateTime<Utc>)> {
-        self.entries
-            .read()
-            .expect("table cache lock")
-            .iter()
-            .map(|e| {
-                (
-                    e.sequence,
-                    e.first_record,
-                    e.batch.num_rows() as u64,
-                    e.committed_at,
-                )
-            })
-            .collect()
+    /// Metadata of every committed entry, in sequence order.
+    pub fn commits(&self) -> Vec<CommitInfo> {
+        self.commits.read().expect("commits lock").clone()
     }
 }
 
