@@ -245,11 +245,11 @@ mod tests {
     use std::sync::Arc;
 
     use arrow::array::{
-        Array, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array, Int64Array,
-        StringArray, TimestampMicrosecondArray,
+        Array, BooleanArray, Date32Array, Decimal128Array, Int64Array, TimestampMicrosecondArray,
     };
 
-    use crate::decode::{DeadLetter, DecodedPage, Format, RecordDecoder};
+    use crate::decode::test_support::{col, column, floats, ints, reasons, strings};
+    use crate::decode::{DeadLetter, Format, RecordDecoder};
     use crate::schema::{Column, ColumnType, RecordSchema};
 
     fn decoder(columns: Vec<Column>, header: bool, delimiter: u8) -> RecordDecoder {
@@ -258,33 +258,6 @@ mod tests {
             Format::Csv { header, delimiter },
         )
         .unwrap()
-    }
-
-    fn col(name: &str, ty: ColumnType) -> Column {
-        Column::new(name, ty, true)
-    }
-
-    fn column<T: 'static>(page: &DecodedPage, i: usize) -> &T {
-        page.batch.column(i).as_any().downcast_ref::<T>().unwrap()
-    }
-
-    fn strings(page: &DecodedPage, i: usize) -> Vec<Option<&str>> {
-        column::<StringArray>(page, i).iter().collect()
-    }
-
-    fn ints(page: &DecodedPage, i: usize) -> Vec<Option<i32>> {
-        column::<Int32Array>(page, i).iter().collect()
-    }
-
-    fn floats(page: &DecodedPage, i: usize) -> Vec<Option<f64>> {
-        column::<Float64Array>(page, i).iter().collect()
-    }
-
-    fn reasons(page: &DecodedPage) -> Vec<&str> {
-        page.dead_letters
-            .iter()
-            .map(|d| d.reason.as_str())
-            .collect()
     }
 
     fn seed() -> RecordDecoder {

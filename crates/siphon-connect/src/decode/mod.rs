@@ -23,6 +23,8 @@ mod temporal;
 mod xml;
 
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 
 use std::sync::Arc;

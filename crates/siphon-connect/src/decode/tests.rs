@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int16Array, Int32Array,
-    Int64Array, StringArray, TimestampMicrosecondArray,
+    Array, BooleanArray, Date32Array, Decimal128Array, Int16Array, Int32Array, Int64Array,
+    StringArray, TimestampMicrosecondArray,
 };
 
 use super::*;
+use crate::decode::test_support::{col, floats, reasons};
 use crate::schema::{Column, ColumnType};
 
 fn decoder(columns: Vec<Column>, format: Format) -> RecordDecoder {
@@ -18,10 +19,6 @@ fn json(path: Option<&str>) -> Format {
     Format::Json {
         json_path: path.map(str::to_string),
     }
-}
-
-fn col(name: &str, ty: ColumnType) -> Column {
-    Column::new(name, ty, true)
 }
 
 fn not_null(name: &str, ty: ColumnType) -> Column {
@@ -46,23 +43,6 @@ fn ints64(page: &DecodedPage, i: usize) -> Vec<Option<i64>> {
         .downcast_ref::<Int64Array>()
         .unwrap();
     array.iter().collect()
-}
-
-fn floats(page: &DecodedPage, i: usize) -> Vec<Option<f64>> {
-    let array = page
-        .batch
-        .column(i)
-        .as_any()
-        .downcast_ref::<Float64Array>()
-        .unwrap();
-    array.iter().collect()
-}
-
-fn reasons(page: &DecodedPage) -> Vec<&str> {
-    page.dead_letters
-        .iter()
-        .map(|d| d.reason.as_str())
-        .collect()
 }
 
 fn s(v: &str) -> Option<String> {

@@ -824,10 +824,11 @@ impl LineCounter {
 mod tests {
     use std::sync::Arc;
 
-    use arrow::array::{Array, Float64Array, Int32Array, Int64Array, StringArray};
+    use arrow::array::{Float64Array, Int64Array};
 
     use super::RootPath;
-    use crate::decode::{DeadLetter, DecodeError, DecodedPage, Format, RecordDecoder};
+    use crate::decode::test_support::{col, column, ints, reasons, strings};
+    use crate::decode::{DeadLetter, DecodeError, Format, RecordDecoder};
     use crate::schema::{Column, ColumnType, RecordSchema};
 
     fn decoder(columns: Vec<Column>, root_path: &str) -> RecordDecoder {
@@ -838,29 +839,6 @@ mod tests {
             },
         )
         .unwrap()
-    }
-
-    fn col(name: &str, ty: ColumnType) -> Column {
-        Column::new(name, ty, true)
-    }
-
-    fn column<T: 'static>(page: &DecodedPage, i: usize) -> &T {
-        page.batch.column(i).as_any().downcast_ref::<T>().unwrap()
-    }
-
-    fn strings(page: &DecodedPage, i: usize) -> Vec<Option<&str>> {
-        column::<StringArray>(page, i).iter().collect()
-    }
-
-    fn ints(page: &DecodedPage, i: usize) -> Vec<Option<i32>> {
-        column::<Int32Array>(page, i).iter().collect()
-    }
-
-    fn reasons(page: &DecodedPage) -> Vec<&str> {
-        page.dead_letters
-            .iter()
-            .map(|d| d.reason.as_str())
-            .collect()
     }
 
     const SEED_BODY: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
