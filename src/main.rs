@@ -50,6 +50,12 @@ enum Command {
         /// Rows kept per source in system.connector_logs and system.http_metrics.
         #[arg(long, default_value_t = siphon_engine::observe::DEFAULT_HISTORY_PER_SOURCE)]
         history_per_source: usize,
+        /// Dead letters kept per table in system.dead_letters; the oldest go first.
+        #[arg(long, default_value_t = 10_000)]
+        dead_letter_max_rows: u64,
+        /// Dead letters older than this are dropped (e.g. 7d, 12h, 30m).
+        #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+        dead_letter_max_age: std::time::Duration,
     },
     /// Validate pipeline files without running them.
     Check {
@@ -116,9 +122,17 @@ fn main() -> ExitCode {
             data_dir,
             log_format,
             history_per_source,
+            dead_letter_max_rows,
+            dead_letter_max_age,
         } => {
             init_logging(log_format);
-            let options = siphon_engine::EngineOptions { history_per_source };
+            let options = siphon_engine::EngineOptions {
+                history_per_source,
+                retention: siphon_engine::store::Retention {
+                    dead_letters_per_table: dead_letter_max_rows.max(1),
+                    dead_letter_max_age,
+                },
+            };
             runtime.block_on(run(files, listen, data_dir, options))
         }
         Command::Check { files } => check(&files),

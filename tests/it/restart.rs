@@ -78,14 +78,51 @@ async fn resumes_from_the_data_dir_and_refuses_a_changed_definition() {
         "{err}"
     );
 
-    // CREATE OR REPLACE starts the table afresh.
+    let last_old_sequence = commits
+        .iter()
+        .map(|c| int(&c["sequence_number"]))
+        .max()
+        .unwrap();
+
+    // CREATE OR REPLACE starts the table afresh, once, and says so.
     let replace = write_file(
         dir.path(),
         "replace.sql",
         &sql.replace("CREATE TABLE", "CREATE OR REPLACE TABLE")
             .replace("name TEXT", "name TEXT, extra INT"),
     );
-    let server = Server::start(&data, &[&replace], &[]).await;
-    let rows = server.query("SELECT * FROM items").await;
+    let mut server = Server::start(&data, &[&replace], &[]).await;
+    let rows = server
+        .wait_for("SELECT * FROM items", WAIT, |r| r.len() >= 2)
+        .await;
     assert!(rows.iter().all(|r| r.get("extra").is_some()), "{rows:?}");
+    assert!(
+        server
+            .log_text()
+            .contains("is replaced (CREATE OR REPLACE)"),
+        "{}",
+        server.log_text()
+    );
+    // Sequence numbers of the new incarnation continue after the old one's: a reader
+    // resuming from an old number can never be handed other data under it.
+    let first_new = int(&server
+        .scalar("SELECT min(sequence_number) FROM system.commits WHERE table_name = 'items'")
+        .await);
+    assert_eq!(first_new, last_old_sequence + 1);
+    let kept = int(&server.scalar("SELECT count(*) FROM items").await);
+    assert!(kept >= 2);
+    assert!(server.terminate().success());
+
+    // The same CREATE OR REPLACE file at the next start is not a change: the rows stay.
+    let server = Server::start(&data, &[&replace], &[]).await;
+    let after = int(&server.scalar("SELECT count(*) FROM items").await);
+    assert!(
+        after >= kept,
+        "CREATE OR REPLACE with an unchanged definition dropped rows: {kept} -> {after}"
+    );
+    assert!(
+        !server.log_text().contains("is replaced"),
+        "{}",
+        server.log_text()
+    );
 }

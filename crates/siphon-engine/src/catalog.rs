@@ -74,9 +74,19 @@ pub struct TableDef {
 }
 
 impl TableDef {
-    /// The record schema of its rows.
+    /// The record schema of its rows. PRIMARY KEY columns are NOT NULL whatever the
+    /// column list says: a record without its key cannot be upserted, so the decoder makes
+    /// it a dead letter instead of one NULL-key row that absorbs every other keyless record.
     pub fn schema(&self) -> RecordSchema {
-        RecordSchema::new(self.columns.clone())
+        let columns = self
+            .columns
+            .iter()
+            .map(|c| Column {
+                nullable: c.nullable && !self.primary_key.contains(&c.name),
+                ..c.clone()
+            })
+            .collect();
+        RecordSchema::new(columns)
     }
 
     /// Whether `other` stores rows of the same shape, so data written under one can be read

@@ -99,9 +99,15 @@ impl KeyedRows {
             .as_primitive::<Int8Type>()
             .clone();
         let data: Vec<ArrayRef> = changes.columns()[..self.schema.fields().len()].to_vec();
-        let keys = self.keys.convert_columns(&self.key_columns(&data))?;
+        let key_columns = self.key_columns(&data);
+        let keys = self.keys.convert_columns(&key_columns)?;
         let rows = self.rows.convert_columns(&data)?;
         for i in 0..changes.num_rows() {
+            // Logs written before key columns were NOT NULL may hold a NULL-key row: it
+            // was never a valid upsert, and a table cannot show it under a NOT NULL key.
+            if key_columns.iter().any(|c| c.is_null(i)) {
+                continue;
+            }
             let key = keys.row(i).owned();
             if ops.value(i) < 0 {
                 self.current.remove(&key);

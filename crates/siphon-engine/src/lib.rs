@@ -5,6 +5,7 @@
 //! answers SQL over the committed data. The HTTP server and the CLI are thin layers over it.
 
 pub mod catalog;
+pub mod identity;
 pub mod keyed;
 pub mod observe;
 pub mod pipeline;
@@ -80,12 +81,15 @@ pub struct Engine {
 pub struct EngineOptions {
     /// Rows kept per source in `system.connector_logs` and `system.http_metrics`.
     pub history_per_source: usize,
+    /// How many dead letters the store keeps.
+    pub retention: store::Retention,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
             history_per_source: observe::DEFAULT_HISTORY_PER_SOURCE,
+            retention: store::Retention::default(),
         }
     }
 }
@@ -111,7 +115,7 @@ impl Engine {
         env: &dyn Fn(&str) -> Option<String>,
         options: EngineOptions,
     ) -> Result<Arc<Engine>, EngineError> {
-        let store = Arc::new(Store::open(data_dir)?);
+        let store = Arc::new(Store::open_with(data_dir, options.retention)?);
         let base = Catalog::from_entries(&store.catalog()?).map_err(EngineError::Internal)?;
         let loaded = pipeline::load(&files, &base, env).map_err(EngineError::Load)?;
         if !loaded.store_changes.is_empty() {
@@ -218,6 +222,15 @@ impl Engine {
                 &table.def.name,
                 table.def.connection.as_deref(),
             );
+            let identity = {
+                let catalog = self.catalog.read().expect("catalog lock");
+                let connection = table
+                    .def
+                    .connection
+                    .as_ref()
+                    .and_then(|c| catalog.connections.get(c));
+                identity::poll_identity(&table.def, connection)
+            };
             let task = runtime::SourceTask {
                 engine: self.clone(),
                 table,
@@ -225,6 +238,7 @@ impl Engine {
                 status,
                 shutdown: self.shutdown.subscribe(),
                 id,
+                identity,
             };
             tasks.spawn(task.run());
         }
@@ -323,11 +337,52 @@ impl Engine {
         })
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))??;
-        if let (Some(info), Some(batch)) = (&info, batch) {
-            table.push(*info, &batch).map_err(|e| {
-                EngineError::Internal(format!("applying to {}: {e}", table.def.name))
-            })?;
+        // From here on the poll is durable: an error must not make the caller keep its old
+        // state (the next poll would store the same records again). If the in-memory
+        // update fails, the table is rebuilt from the store instead.
+        if let (Some(info), Some(batch)) = (&info, batch)
+            && let Err(e) = table.push(*info, &batch)
+        {
+            tracing::error!(table = %table.def.name, error = %e, "applying a committed batch in memory failed; reloading the table from the store");
+            if let Err(e) = self.reload_locked(table).await {
+                tracing::error!(table = %table.def.name, error = %e, "reloading the table from the store failed");
+            }
         }
         Ok(info)
     }
+
+    /// Rebuilds a table's in-memory part (commit metadata, a keyed table's current rows)
+    /// from the store, so it describes exactly what is durable.
+    pub async fn reload_table(&self, table: &TableRef) -> Result<(), EngineError> {
+        let _guard = table.commit_lock.lock().await;
+        self.reload_locked(table).await
+    }
+
+    /// [`Engine::reload_table`] with the table's commit lock already held.
+    async fn reload_locked(&self, table: &TableRef) -> Result<(), EngineError> {
+        let store = self.store.clone();
+        let name = table.def.name.clone();
+        let keyed = table.is_keyed();
+        let (commits, changes) = tokio::task::spawn_blocking(move || {
+            let commits = store.log_meta(&name)?;
+            let changes: Vec<RecordBatch> = if keyed {
+                store
+                    .read_log(&name, 0)?
+                    .into_iter()
+                    .map(|e| e.batch)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            Ok::<_, StoreError>((commits, changes))
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))??;
+        table
+            .reload(commits, &changes)
+            .map_err(|e| EngineError::Internal(format!("reloading {}: {e}", table.def.name)))
+    }
 }
+
+#[cfg(test)]
+mod engine_tests;

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -356,6 +357,28 @@ impl Observer {
         }
         tracing::warn!(table = %source.labels.table, error = %error, "poll failed");
         self.log(source, Utc::now(), "WARN", format!("poll failed: {error}"));
+    }
+
+    /// The saved state belongs to a source with other options: it starts afresh.
+    pub fn state_reset(&self, source: &SourceId, changed: &[String]) {
+        let message = format!(
+            "the options that define what is polled changed since the state was saved ({}): \
+             the saved state (cursor, since value, ETag, body hash) is discarded and the \
+             source starts again from initial_state",
+            changed.join(", ")
+        );
+        tracing::warn!(table = %source.labels.table, "{message}");
+        self.log(source, Utc::now(), "WARN", message);
+    }
+
+    /// The source's task panicked; it is restarted from the saved state.
+    pub fn task_panicked(&self, source: &SourceId, message: &str, restart_in: Duration) {
+        let message = format!(
+            "source task panicked: {message}; restarting from the saved state in {} ms",
+            restart_in.as_millis()
+        );
+        tracing::error!(table = %source.labels.table, "{message}");
+        self.log(source, Utc::now(), "ERROR", message);
     }
 
     /// A poll skipped because the circuit breaker is open.

@@ -435,12 +435,20 @@ impl LoadContext {
         let key = Catalog::table_key(&def.name);
         match existing {
             Some(_) if if_not_exists => return,
+            // Files are applied at every start: an identical definition is not a change,
+            // and replacing it would wipe the table at every run.
+            Some(old) if or_replace && old == def => {}
             Some(old) if or_replace => {
                 self.changes.push((key.clone(), None));
-                if old.same_shape(&def) {
+                if !self.table_origins.contains_key(&def.name) {
                     self.notes.push(format!(
-                        "table {} is replaced: its rows are dropped",
-                        def.name
+                        "{}:{}: table {} differs from its stored definition ({}) and is replaced \
+                         (CREATE OR REPLACE): its stored rows, source state and dead letters \
+                         are dropped. Later runs with this same definition keep the data.",
+                        origin.file,
+                        origin.pos.line,
+                        def.name,
+                        describe_difference(&old, &def),
                     ));
                 }
             }
@@ -652,6 +660,44 @@ fn resolve_env(
         }
     }
     ok.then_some(resolved)
+}
+
+/// What differs between two definitions of a table, for the replace note. Option values
+/// are not quoted (they may hold secrets), only their names.
+fn describe_difference(old: &TableDef, new: &TableDef) -> String {
+    let mut parts = Vec::new();
+    if old.columns != new.columns || old.primary_key != new.primary_key {
+        parts.push(format!(
+            "columns ({}){} were ({}){}",
+            new.describe_columns(),
+            pk_text(&new.primary_key),
+            old.describe_columns(),
+            pk_text(&old.primary_key)
+        ));
+    }
+    if old.connector != new.connector {
+        parts.push(format!(
+            "connector {} was {}",
+            new.connector.name(),
+            old.connector.name()
+        ));
+    }
+    if old.connection != new.connection {
+        parts.push("connection changed".into());
+    }
+    let changed: Vec<&str> = old
+        .options
+        .keys()
+        .chain(new.options.keys())
+        .filter(|k| old.options.get(*k) != new.options.get(*k))
+        .map(String::as_str)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !changed.is_empty() {
+        parts.push(format!("options changed: {}", changed.join(", ")));
+    }
+    parts.join("; ")
 }
 
 fn pk_text(pk: &[String]) -> String {

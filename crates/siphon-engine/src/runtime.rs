@@ -5,8 +5,20 @@
 //! followed by the next one at once, and missed ticks are not replayed (tokio's
 //! `MissedTickBehavior::Delay`). A failed poll commits nothing and is recorded in the
 //! source's status; the next poll runs on schedule from the saved state.
+//!
+//! A task that panics is not left for dead behind a `running` status: its supervisor
+//! shows it as `failed` with the panic message, reloads the table from the store (the
+//! panic may have struck between the durable commit and the in-memory update) and
+//! restarts it from the saved state after a pause.
+//!
+//! The saved state carries the identity of the source that produced it
+//! ([`crate::identity`]); a source whose defining options changed starts afresh.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::FutureExt;
 
 use chrono::Utc;
 use siphon_connect::resilience::CircuitState;
@@ -14,6 +26,7 @@ use siphon_connect::source::{PollError, PollOutput, PollingSource, SourceState};
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
+use crate::identity::{PollIdentity, SavedState};
 use crate::observe::SourceId;
 use crate::status::{RunState, SourceStatus};
 use crate::store::DeadLetterRow;
@@ -28,10 +41,55 @@ pub(crate) struct SourceTask {
     pub status: Arc<Mutex<SourceStatus>>,
     pub shutdown: watch::Receiver<bool>,
     pub id: SourceId,
+    /// The identity the saved state must belong to.
+    pub identity: PollIdentity,
 }
 
+/// The pause before a panicked task restarts: its interval, within [1 s, 60 s].
+fn restart_delay(interval: Duration) -> Duration {
+    interval.clamp(Duration::from_secs(1), Duration::from_secs(60))
+}
+
+/// The text of a panic's payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(a panic without a message)".to_string())
+}
+
+#[cfg(test)]
+pub(crate) static PANIC_IN_NEXT_POLL: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 impl SourceTask {
+    /// Runs the source until shutdown, restarting it after a panic.
     pub(crate) async fn run(mut self) {
+        loop {
+            let outcome = AssertUnwindSafe(self.run_until_shutdown())
+                .catch_unwind()
+                .await;
+            let Err(payload) = outcome else { return };
+            let message = panic_message(payload.as_ref());
+            let restart_in = restart_delay(self.source.config().interval);
+            self.engine
+                .observer
+                .task_panicked(&self.id, &message, restart_in);
+            self.fail(format!("source task panicked: {message}"));
+            if let Err(e) = self.engine.reload_table(&self.table).await {
+                tracing::error!(table = %self.table.def.name, error = %e, "reloading the table after a panic failed");
+            }
+            self.status.lock().expect("status lock").next_poll_at =
+                Some(Utc::now() + chrono::Duration::from_std(restart_in).unwrap_or_default());
+            tokio::select! {
+                _ = tokio::time::sleep(restart_in) => {}
+                _ = self.shutdown.changed() => return,
+            }
+        }
+    }
+
+    async fn run_until_shutdown(&mut self) {
         let interval = self.source.config().interval;
         let mut state = match self.load_state().await {
             Ok(s) => s,
@@ -46,6 +104,10 @@ impl SourceTask {
             tokio::select! {
                 _ = ticker.tick() => {}
                 _ = self.shutdown.changed() => return,
+            }
+            #[cfg(test)]
+            if PANIC_IN_NEXT_POLL.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                panic!("injected by a test");
             }
             let result = tokio::select! {
                 r = self.source.poll(&state) => r,
@@ -119,14 +181,18 @@ impl SourceTask {
             None => (None, Vec::new()),
         };
         let dead_count = dead.len() as u64;
-        let state_bytes = serde_json::to_vec(&output.state).expect("source state serializes");
+        let saved = SavedState {
+            source: output.state,
+            identity: self.identity.clone(),
+        };
+        let state_bytes = serde_json::to_vec(&saved).expect("source state serializes");
         match self
             .engine
             .commit(&self.table, batch, output.complete, Some(state_bytes), dead)
             .await
         {
             Ok(info) => {
-                *state = output.state;
+                *state = saved.source;
                 let records = info.map_or(0, |i| i.records);
                 let note = if output.not_modified {
                     Some("304 Not Modified".to_string())
@@ -149,24 +215,31 @@ impl SourceTask {
                 s.next_poll_at = Some(next_poll_at);
             }
             Err(e) => {
-                // The store failed: nothing of this poll is durable, the state stays where
-                // it was, and the next poll retries from there.
+                // The store failed (the engine returns an error only when the store's
+                // commit did not happen): nothing of this poll is durable, the state stays
+                // where it was, and the next poll retries from there.
                 self.record_failure(format!("commit failed: {e}"), requests, next_poll_at, false);
             }
         }
     }
 
+    /// The saved state, or a fresh one when it belongs to a source with other options.
     async fn load_state(&self) -> Result<SourceState, EngineError> {
         let store = self.engine.store.clone();
         let table = self.table.def.name.clone();
         let bytes = tokio::task::spawn_blocking(move || store.state(&table))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))??;
-        match bytes {
-            None => Ok(SourceState::default()),
+        let saved: SavedState = match bytes {
+            None => return Ok(SourceState::default()),
             Some(b) => serde_json::from_slice(&b)
-                .map_err(|e| EngineError::Internal(format!("saved state: {e}"))),
+                .map_err(|e| EngineError::Internal(format!("saved state: {e}")))?,
+        };
+        let (state, changed) = saved.resume(&self.identity);
+        if !changed.is_empty() {
+            self.engine.observer.state_reset(&self.id, &changed);
         }
+        Ok(state)
     }
 
     fn record_failure(

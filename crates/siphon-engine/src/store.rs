@@ -10,8 +10,16 @@
 //! * `catalog`: `"connection:<name>"` / `"table:<name>"` → definition as JSON.
 //! * `log`: `(table, sequence number)` → one committed batch ([`LogEntry`] encoding). Each
 //!   table's sequence numbers start at 1 and increase by one per commit, with no gaps.
+//! * `sequence_floor`: table → `(last sequence, next record offset)` of the table's
+//!   dropped incarnations. A table that is dropped (or replaced) and created again
+//!   continues its numbering from there, so a sequence number never names two different
+//!   batches of one table name: a reader resuming with `from=N` cannot be handed other
+//!   data under an old number.
 //! * `source_state`: table → the source's state (opaque bytes owned by the source).
-//! * `dead_letters`: increasing id → JSON of [`DeadLetterRow`].
+//! * `dead_letters_by_table`: `(table, increasing id)` → JSON of [`DeadLetterRow`], kept
+//!   within [`Retention`] (rows per table, age), oldest dropped first, and removed with
+//!   the table. (Stores written before this layout had one global `dead_letters` table;
+//!   [`Store::open`] moves its rows over once.)
 //!
 //! This is the narrow interface a second backend (NATS JetStream) implements later: commit
 //! a batch with state, read by sequence, keep a catalog.
@@ -22,13 +30,17 @@ use arrow::array::RecordBatch;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use chrono::{DateTime, Utc};
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use serde::{Deserialize, Serialize};
 
 const CATALOG: TableDefinition<&str, &str> = TableDefinition::new("catalog");
 const LOG: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("log");
 const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("source_state");
-const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
+/// The layout before dead letters were kept per table; migrated on open.
+const LEGACY_DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
+const DEAD_LETTERS: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("dead_letters_by_table");
+const SEQUENCE_FLOOR: TableDefinition<&str, (u64, u64)> = TableDefinition::new("sequence_floor");
 
 /// The file name of the store inside the data directory.
 pub const STORE_FILE: &str = "siphon.redb";
@@ -115,14 +127,38 @@ pub struct LogEntry {
     pub batch: RecordBatch,
 }
 
+/// How many dead letters the store keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// Dead letters kept per table; the oldest go first.
+    pub dead_letters_per_table: u64,
+    /// Dead letters older than this are dropped (checked at each commit of their table).
+    pub dead_letter_max_age: std::time::Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            dead_letters_per_table: 10_000,
+            dead_letter_max_age: std::time::Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
 /// The embedded store.
 pub struct Store {
     db: Database,
+    retention: Retention,
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir`.
+    /// Opens (or creates) the store in `dir` with the default [`Retention`].
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Store::open_with(dir, Retention::default())
+    }
+
+    /// Opens (or creates) the store in `dir`.
+    pub fn open_with(dir: &Path, retention: Retention) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
             path: dir.display().to_string(),
             source,
@@ -134,9 +170,11 @@ impl Store {
             db_err!(txn.open_table(LOG))?;
             db_err!(txn.open_table(STATE))?;
             db_err!(txn.open_table(DEAD_LETTERS))?;
+            db_err!(txn.open_table(SEQUENCE_FLOOR))?;
+            migrate_legacy_dead_letters(&txn)?;
         }
         db_err!(txn.commit())?;
-        Ok(Store { db })
+        Ok(Store { db, retention })
     }
 
     /// Commits records, state and dead letters of one poll atomically and durably.
@@ -166,7 +204,13 @@ impl Store {
                                 })?;
                             (seq + 1, first + rows)
                         }
-                        None => (1, 0),
+                        None => {
+                            let floor = db_err!(txn.open_table(SEQUENCE_FLOOR))?;
+                            let (last, next_record) = db_err!(floor.get(commit.table))?
+                                .map(|v| v.value())
+                                .unwrap_or((0, 0));
+                            (last + 1, next_record)
+                        }
                     };
                 let committed_at = Utc::now();
                 let bytes = encode_entry(first_record, committed_at, batch)?;
@@ -182,17 +226,19 @@ impl Store {
                 let mut table = db_err!(txn.open_table(STATE))?;
                 db_err!(table.insert(commit.table, state))?;
             }
+            let mut letters = db_err!(txn.open_table(DEAD_LETTERS))?;
+            let range = (commit.table, 0)..=(commit.table, u64::MAX);
             if !commit.dead_letters.is_empty() {
-                let mut table = db_err!(txn.open_table(DEAD_LETTERS))?;
-                let first = match db_err!(table.last())? {
-                    Some((k, _)) => k.value() + 1,
+                let next = match db_err!(letters.range(range.clone()))?.next_back() {
+                    Some(last) => db_err!(last)?.0.value().1 + 1,
                     None => 0,
                 };
-                for (id, letter) in (first..).zip(commit.dead_letters) {
+                for (id, letter) in (next..).zip(commit.dead_letters) {
                     let json = serde_json::to_vec(letter).expect("dead letters serialize");
-                    db_err!(table.insert(id, json.as_slice()))?;
+                    db_err!(letters.insert((commit.table, id), json.as_slice()))?;
                 }
             }
+            self.trim_dead_letters(&mut letters, commit.table)?;
         }
         db_err!(txn.commit())?;
         Ok(info)
@@ -283,13 +329,15 @@ impl Store {
         let mut rows = Vec::new();
         for item in db_err!(t.iter())? {
             let (key, value) = db_err!(item)?;
+            let (table, id) = key.value();
             rows.push(
                 serde_json::from_slice(value.value()).map_err(|e| StoreError::Corrupt {
-                    what: format!("dead letter {}", key.value()),
+                    what: format!("dead letter {id} of table {table}"),
                     message: e.to_string(),
                 })?,
             );
         }
+        rows.sort_by_key(|r: &DeadLetterRow| r.timestamp);
         Ok(rows)
     }
 
@@ -313,6 +361,8 @@ impl Store {
             let mut catalog = db_err!(txn.open_table(CATALOG))?;
             let mut log = db_err!(txn.open_table(LOG))?;
             let mut state = db_err!(txn.open_table(STATE))?;
+            let mut letters = db_err!(txn.open_table(DEAD_LETTERS))?;
+            let mut floor = db_err!(txn.open_table(SEQUENCE_FLOOR))?;
             for (key, value) in changes {
                 match value {
                     Some(json) => {
@@ -321,8 +371,30 @@ impl Store {
                     None => {
                         db_err!(catalog.remove(key.as_str()))?;
                         if let Some(table) = key.strip_prefix("table:") {
+                            // The next incarnation numbers on from the last entry.
+                            let last = match db_err!(log.range((table, 0)..=(table, u64::MAX)))?
+                                .next_back()
+                            {
+                                Some(last) => {
+                                    let (key, value) = db_err!(last)?;
+                                    let seq = key.value().1;
+                                    let (first, _, rows) = decode_header(value.value())
+                                        .ok_or_else(|| StoreError::Corrupt {
+                                            what: format!("log entry {seq} of table {table}"),
+                                            message: "header too short".into(),
+                                        })?;
+                                    Some((seq, first + rows))
+                                }
+                                None => None,
+                            };
+                            if let Some(last) = last {
+                                db_err!(floor.insert(table, last))?;
+                            }
                             db_err!(log.retain_in((table, 0)..=(table, u64::MAX), |_, _| false))?;
                             db_err!(state.remove(table))?;
+                            db_err!(
+                                letters.retain_in((table, 0)..=(table, u64::MAX), |_, _| false)
+                            )?;
                         }
                     }
                 }
@@ -331,6 +403,77 @@ impl Store {
         db_err!(txn.commit())?;
         Ok(())
     }
+}
+
+impl Store {
+    /// Drops a table's oldest dead letters beyond the [`Retention`] limits. Ids of one table
+    /// are contiguous (only the oldest are ever removed), so the count is `last - first + 1`.
+    fn trim_dead_letters(
+        &self,
+        letters: &mut redb::Table<'_, (&'static str, u64), &'static [u8]>,
+        table: &str,
+    ) -> Result<(), StoreError> {
+        let range = (table, 0)..=(table, u64::MAX);
+        let (first, last) = {
+            let mut ids = db_err!(letters.range(range.clone()))?;
+            let first = match ids.next() {
+                Some(item) => db_err!(item)?.0.value().1,
+                None => return Ok(()),
+            };
+            let last = match ids.next_back() {
+                Some(item) => db_err!(item)?.0.value().1,
+                None => first,
+            };
+            (first, last)
+        };
+        let keep = self.retention.dead_letters_per_table;
+        let mut cut = if last - first + 1 > keep {
+            last + 1 - keep
+        } else {
+            first
+        };
+        let oldest_kept = Utc::now()
+            - chrono::Duration::from_std(self.retention.dead_letter_max_age)
+                .unwrap_or(chrono::Duration::MAX);
+        // Ids grow with time: walk from the oldest until one is young enough.
+        for item in db_err!(letters.range((table, cut)..=(table, last)))? {
+            let (key, value) = db_err!(item)?;
+            let young = serde_json::from_slice::<DeadLetterRow>(value.value())
+                .map(|row| row.timestamp >= oldest_kept)
+                .unwrap_or(false);
+            if young {
+                break;
+            }
+            cut = key.value().1 + 1;
+        }
+        if cut > first {
+            db_err!(letters.retain_in((table, first)..(table, cut), |_, _| false))?;
+        }
+        Ok(())
+    }
+}
+
+/// Moves the rows of the old global `dead_letters` table into the per-table layout.
+fn migrate_legacy_dead_letters(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let has_legacy = db_err!(txn.list_tables())?.any(|t| t.name() == LEGACY_DEAD_LETTERS.name());
+    if !has_legacy {
+        return Ok(());
+    }
+    {
+        let legacy = db_err!(txn.open_table(LEGACY_DEAD_LETTERS))?;
+        let mut letters = db_err!(txn.open_table(DEAD_LETTERS))?;
+        for item in db_err!(legacy.iter())? {
+            let (key, value) = db_err!(item)?;
+            let row: DeadLetterRow =
+                serde_json::from_slice(value.value()).map_err(|e| StoreError::Corrupt {
+                    what: format!("dead letter {}", key.value()),
+                    message: e.to_string(),
+                })?;
+            db_err!(letters.insert((row.table_name.as_str(), key.value()), value.value()))?;
+        }
+    }
+    db_err!(txn.delete_table(LEGACY_DEAD_LETTERS))?;
+    Ok(())
 }
 
 /// Entry layout: first_record u64 LE, committed_at micros i64 LE, rows u64 LE, Arrow IPC stream.
@@ -478,6 +621,153 @@ mod tests {
         assert_eq!(store.read_log("t", 2).unwrap().len(), 1);
         assert_eq!(store.state("t").unwrap().unwrap(), b"s3");
         assert_eq!(store.dead_letters().unwrap(), dl);
+    }
+
+    fn letter(table: &str, reason: &str, age: chrono::Duration) -> DeadLetterRow {
+        DeadLetterRow {
+            timestamp: Utc::now() - age,
+            table_name: table.into(),
+            reason: reason.into(),
+            raw: "{}".into(),
+        }
+    }
+
+    fn reasons(store: &Store, table: &str) -> Vec<String> {
+        store
+            .dead_letters()
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.table_name == table)
+            .map(|r| r.reason)
+            .collect()
+    }
+
+    #[test]
+    fn sequence_numbers_never_repeat_across_drops_and_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let commit = |table| {
+            store
+                .commit(&Commit {
+                    table,
+                    batch: Some(&batch(&[1, 2])),
+                    state: None,
+                    dead_letters: &[],
+                })
+                .unwrap()
+                .unwrap()
+        };
+        commit("t");
+        commit("t");
+        store
+            .apply_catalog(&[("table:t".into(), Some("{}".into()))])
+            .unwrap();
+        // A replace is a removal and a write in one transaction.
+        store
+            .apply_catalog(&[
+                ("table:t".into(), None),
+                ("table:t".into(), Some("{}".into())),
+            ])
+            .unwrap();
+        let after_replace = commit("t");
+        assert_eq!((after_replace.sequence, after_replace.first_record), (3, 4));
+        store.apply_catalog(&[("table:t".into(), None)]).unwrap();
+        drop(store);
+        // The floor survives a restart, and an empty incarnation keeps it too.
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .apply_catalog(&[
+                ("table:t".into(), Some("{}".into())),
+                ("table:t".into(), None),
+            ])
+            .unwrap();
+        let c = store
+            .commit(&Commit {
+                table: "t",
+                batch: Some(&batch(&[9])),
+                state: None,
+                dead_letters: &[],
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.sequence, c.first_record), (4, 6));
+        assert_eq!(
+            store
+                .read_log("t", 0)
+                .unwrap()
+                .iter()
+                .map(|e| e.sequence)
+                .collect::<Vec<_>>(),
+            vec![4]
+        );
+    }
+
+    #[test]
+    fn dead_letters_are_kept_per_table_within_retention_and_dropped_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_with(
+            dir.path(),
+            Retention {
+                dead_letters_per_table: 3,
+                dead_letter_max_age: std::time::Duration::from_secs(3600),
+            },
+        )
+        .unwrap();
+        let put = |table: &str, letters: Vec<DeadLetterRow>| {
+            store
+                .commit(&Commit {
+                    table,
+                    batch: None,
+                    state: None,
+                    dead_letters: &letters,
+                })
+                .unwrap();
+        };
+        let now = chrono::Duration::zero();
+        put("a", vec![letter("a", "a1", now), letter("a", "a2", now)]);
+        put("b", vec![letter("b", "b1", now)]);
+        put("a", vec![letter("a", "a3", now), letter("a", "a4", now)]);
+        // The oldest of table a went; table b is untouched by a's limit.
+        assert_eq!(reasons(&store, "a"), vec!["a2", "a3", "a4"]);
+        assert_eq!(reasons(&store, "b"), vec!["b1"]);
+        // Past the age limit: dropped at the next commit of the table, oldest first.
+        put(
+            "c",
+            vec![
+                letter("c", "older", chrono::Duration::minutes(120)),
+                letter("c", "old", chrono::Duration::minutes(90)),
+                letter("c", "recent", chrono::Duration::minutes(10)),
+            ],
+        );
+        assert_eq!(reasons(&store, "c"), vec!["recent"]);
+        // Dropping a table drops its dead letters.
+        store.apply_catalog(&[("table:a".into(), None)]).unwrap();
+        assert!(reasons(&store, "a").is_empty());
+        assert_eq!(reasons(&store, "b"), vec!["b1"]);
+    }
+
+    #[test]
+    fn dead_letters_of_the_old_global_layout_are_moved_per_table() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Database::create(dir.path().join(STORE_FILE)).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut t = txn.open_table(LEGACY_DEAD_LETTERS).unwrap();
+                for (id, table) in [(0u64, "x"), (1, "y"), (2, "x")] {
+                    let row = letter(table, &format!("r{id}"), chrono::Duration::zero());
+                    t.insert(id, serde_json::to_vec(&row).unwrap().as_slice())
+                        .unwrap();
+                }
+            }
+            txn.commit().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(reasons(&store, "x"), vec!["r0", "r2"]);
+        assert_eq!(reasons(&store, "y"), vec!["r1"]);
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.dead_letters().unwrap().len(), 3, "migrated once");
     }
 
     #[test]

@@ -84,10 +84,33 @@ impl TableData {
 
     /// Records a batch that was just committed (and applies it to a keyed table's rows).
     pub fn push(&self, meta: CommitInfo, batch: &RecordBatch) -> Result<(), ArrowError> {
+        #[cfg(test)]
+        if FAIL_NEXT_PUSH.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err(ArrowError::ComputeError("injected by a test".into()));
+        }
         if let Some(rows) = &self.keyed {
             rows.lock().expect("keyed rows lock").apply(batch)?;
         }
         self.commits.write().expect("commits lock").push(meta);
+        Ok(())
+    }
+
+    /// Replaces the in-memory part with the store's: `commits` (every entry's metadata)
+    /// and, for a keyed table, `changes` (its whole log, in order). Call under the commit
+    /// lock.
+    pub fn reload(
+        &self,
+        commits: Vec<CommitInfo>,
+        changes: &[RecordBatch],
+    ) -> Result<(), ArrowError> {
+        if let Some(rows) = &self.keyed {
+            let mut fresh = KeyedRows::new(self.schema.clone(), &self.def.primary_key)?;
+            for batch in changes {
+                fresh.apply(batch)?;
+            }
+            *rows.lock().expect("keyed rows lock") = fresh;
+        }
+        *self.commits.write().expect("commits lock") = commits;
         Ok(())
     }
 
@@ -104,6 +127,11 @@ impl TableData {
         self.commits.read().expect("commits lock").clone()
     }
 }
+
+/// Makes the next [`TableData::push`] fail, as a bug in the in-memory update would.
+#[cfg(test)]
+pub(crate) static FAIL_NEXT_PUSH: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 /// Shared handle.
 pub type TableRef = Arc<TableData>;
