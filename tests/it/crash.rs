@@ -187,3 +187,190 @@ async fn sigkill_during_paginated_polls_keeps_whole_polls_only() {
         rows.len()
     );
 }
+
+/// An API with a growing list and an exclusive `since` filter on `id`: each request makes
+/// three more records visible and returns those past `since`. The state (the highest `id`
+/// stored) must commit with the records, or a restart re-stores or skips some.
+struct Growing {
+    visible: Arc<AtomicU64>,
+    frozen: Arc<std::sync::atomic::AtomicBool>,
+    sinces: Arc<std::sync::Mutex<Vec<Option<u64>>>>,
+}
+
+impl Respond for Growing {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let since: Option<u64> = req
+            .url
+            .query_pairs()
+            .find(|(k, _)| k == "since")
+            .map(|(_, v)| v.parse().unwrap());
+        self.sinces.lock().unwrap().push(since);
+        let visible = if self.frozen.load(Ordering::SeqCst) {
+            self.visible.load(Ordering::SeqCst)
+        } else {
+            self.visible.fetch_add(3, Ordering::SeqCst) + 3
+        };
+        let data: Vec<_> = (since.unwrap_or(0) + 1..=visible)
+            .map(|id| json!({"id": id, "pad": "x".repeat(100)}))
+            .collect();
+        ResponseTemplate::new(200).set_body_json(json!({ "data": data }))
+    }
+}
+
+#[tokio::test]
+async fn sigkill_with_incremental_state_stores_each_record_once_and_commits_the_state_with_them() {
+    let visible = Arc::new(AtomicU64::new(0));
+    let frozen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sinces = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let api = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(Growing {
+            visible: visible.clone(),
+            frozen: frozen.clone(),
+            sinces: sinces.clone(),
+        })
+        .mount(&api)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let sql = format!(
+        "CREATE TABLE grow (id BIGINT, pad TEXT) WITH (connector = 'polling_http', endpoint = '{}/g', poll_interval_ms = 5,
+         json_path = '$.data[*]', state_type = 'checkpoint', state_field = 'id', state_param = 'since');",
+        api.uri()
+    );
+    let file = write_file(dir.path(), "p.sql", &sql);
+    for delay in [0u64, 11, 37, 64, 5, 150, 95, 230, 18, 310, 47] {
+        let mut server = Server::spawn(&data, &[&file], &[]);
+        if delay > 0 {
+            server.wait_ready().await;
+        }
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        server.kill();
+    }
+    frozen.store(true, Ordering::SeqCst);
+    let total = visible.load(Ordering::SeqCst) as i64;
+    assert!(total > 30, "the source barely polled ({total} records)");
+
+    let server = Server::start(&data, &[&file], &[]).await;
+    let rows = server
+        .wait_for(
+            "SELECT count(*) AS n, count(DISTINCT id) AS d, min(id) AS lo, max(id) AS hi FROM grow",
+            Duration::from_secs(20),
+            |r| int(&r[0]["d"]) == total,
+        )
+        .await;
+    assert_eq!(
+        (int(&rows[0]["n"]), int(&rows[0]["lo"]), int(&rows[0]["hi"])),
+        (total, 1, total),
+        "records lost or stored twice: {rows:?}"
+    );
+    // The state that commits with the last poll is its maximum: later requests ask for
+    // what comes after it, and nothing after it was stored.
+    let seen_before = sinces.lock().unwrap().len();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while sinces.lock().unwrap().len() < seen_before + 2 {
+        assert!(std::time::Instant::now() < deadline, "no more polls");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let last = *sinces.lock().unwrap().last().unwrap();
+    assert_eq!(
+        last,
+        Some(total as u64),
+        "the saved state is not the last poll's"
+    );
+    assert_eq!(
+        int(&server.scalar("SELECT count(*) FROM grow").await),
+        total
+    );
+}
+
+/// The whole list of a keyed table, changing with every request until frozen: keys come
+/// and go and names change, so a snapshot diff has inserts, updates and deletes.
+struct Shifting {
+    version: Arc<AtomicU64>,
+    frozen: Arc<std::sync::atomic::AtomicBool>,
+    down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn snapshot(version: u64) -> Vec<serde_json::Value> {
+    (1..=24u64)
+        .filter(|k| (k + version) % 5 != 0)
+        .map(|k| json!({"id": k, "name": format!("k{k}-{}", version / k)}))
+        .collect()
+}
+
+impl Respond for Shifting {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        if self.down.load(Ordering::SeqCst) {
+            return ResponseTemplate::new(503);
+        }
+        let version = if self.frozen.load(Ordering::SeqCst) {
+            self.version.load(Ordering::SeqCst)
+        } else {
+            self.version.fetch_add(1, Ordering::SeqCst) + 1
+        };
+        ResponseTemplate::new(200).set_body_json(json!({ "data": snapshot(version) }))
+    }
+}
+
+#[tokio::test]
+async fn sigkill_on_a_keyed_table_leaves_exactly_the_last_snapshot() {
+    let version = Arc::new(AtomicU64::new(0));
+    let frozen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let api = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(Shifting {
+            version: version.clone(),
+            frozen: frozen.clone(),
+            down: down.clone(),
+        })
+        .mount(&api)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let sql = format!(
+        "CREATE TABLE keyed (id BIGINT, name TEXT, PRIMARY KEY (id)) WITH (connector = 'polling_http', endpoint = '{}/k',
+         poll_interval_ms = 5, json_path = '$.data[*]');",
+        api.uri()
+    );
+    let file = write_file(dir.path(), "p.sql", &sql);
+    for delay in [0u64, 23, 8, 71, 140, 33, 260, 12, 190] {
+        let mut server = Server::spawn(&data, &[&file], &[]);
+        if delay > 0 {
+            server.wait_ready().await;
+        }
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        server.kill();
+    }
+    frozen.store(true, Ordering::SeqCst);
+    let last = version.load(Ordering::SeqCst);
+    assert!(last > 10, "the source barely polled ({last} snapshots)");
+    let expected: Vec<serde_json::Value> = snapshot(last);
+
+    // With the API down, the restarted table is its log replayed: exactly one of the
+    // snapshots served, whole (no lost delete, no half-applied diff).
+    down.store(true, Ordering::SeqCst);
+    let server = Server::start(&data, &[&file], &[]).await;
+    let replayed = server.query("SELECT id, name FROM keyed ORDER BY id").await;
+    assert!(
+        (1..=last).any(|v| snapshot(v) == replayed),
+        "the replayed table is no snapshot the API served: {replayed:?}"
+    );
+    // Back up: the next poll brings it to the last snapshot.
+    down.store(false, Ordering::SeqCst);
+    let rows = server
+        .wait_for(
+            "SELECT id, name FROM keyed ORDER BY id",
+            Duration::from_secs(20),
+            |r| r == expected.as_slice(),
+        )
+        .await;
+    assert_eq!(rows, expected);
+    let commits = server
+        .query("SELECT sequence_number FROM system.commits WHERE table_name = 'keyed' ORDER BY sequence_number")
+        .await;
+    for (i, c) in commits.iter().enumerate() {
+        assert_eq!(int(&c["sequence_number"]), i as i64 + 1, "{commits:?}");
+    }
+}

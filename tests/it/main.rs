@@ -14,4 +14,5 @@ mod polling;
 mod resilience;
 mod restart;
 mod seeds;
+mod state;
 mod tidy;
