@@ -9,6 +9,17 @@
 //! Around every request: the connection's rate limiter, the OAuth2 token (fetched once
 //! more on a 401), retries with backoff and `Retry-After`, and the rate-limit headers the
 //! server sends. Around every poll: the circuit breaker.
+//!
+//! Conditional requests (`If-None-Match` / `If-Modified-Since`, from the last response's
+//! `ETag` / `Last-Modified`) are sent only by sources without pagination, where a 304 means
+//! "the one page is unchanged". A paginated source neither sends nor keeps validators: one
+//! page's validators say nothing about the pages after it, and a 304 on page 1 used to end
+//! the poll there, so later pages were never fetched again. A 304 to a paginated request
+//! (which sent no validators) is a failed poll.
+//!
+//! An empty body (a 204, or whitespace) is a successful page of zero records. When a poll
+//! is the API's whole list, and so may delete rows of a keyed table, is spelled out on
+//! [`PollOutput::complete`].
 
 use crate::error_chain;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
