@@ -6,6 +6,7 @@ mod harness;
 mod api;
 mod check;
 mod commands;
+mod completeness;
 mod crash;
 mod observe;
 mod options;

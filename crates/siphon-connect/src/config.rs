@@ -42,6 +42,8 @@ pub const OPTION_NAMES: &[&str] = &[
     "csv_header",
     "csv_delimiter",
     "xml_root_path",
+    "json_path_missing",
+    "xml_root_path_missing",
     "emit_behavior",
     "pagination_type",
     "page_size",
@@ -168,6 +170,19 @@ pub enum EmitBehavior {
     Changed,
 }
 
+/// `json_path_missing` / `xml_root_path_missing`: what a non-empty body is whose records
+/// path matches nothing at all (not even an empty list), e.g. `{"error": "rate limited"}`
+/// sent with a 200.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PathMissing {
+    /// A failed poll (like a body that is not valid JSON), counted by the circuit breaker.
+    #[default]
+    Error,
+    /// Zero records and a successful poll, though never a complete snapshot: a keyed
+    /// table keeps its rows.
+    Empty,
+}
+
 /// HTTP methods a source may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
@@ -219,6 +234,8 @@ pub struct PollingConfig {
     pub auth: Auth,
     /// Response format.
     pub format: Format,
+    /// What a body is whose `json_path` / `xml_root_path` matches nothing.
+    pub path_missing: PathMissing,
     /// Whether unchanged responses are stored.
     pub emit_behavior: EmitBehavior,
     /// How a poll walks pages.
@@ -397,6 +414,7 @@ pub fn bind(options: &BTreeMap<String, String>) -> Result<PollingConfig, Vec<Opt
     if options.contains_key("xml_root_path") && !matches!(format, Format::Xml { .. }) {
         b.error("xml_root_path", "only applies to format = 'xml'".into());
     }
+    let path_missing = bind_path_missing(&mut b, &format);
 
     let emit_behavior = match b.text("emit_behavior").map(|e| e.to_ascii_lowercase()) {
         None => EmitBehavior::All,
@@ -490,6 +508,7 @@ pub fn bind(options: &BTreeMap<String, String>) -> Result<PollingConfig, Vec<Opt
             time_format,
             auth,
             format,
+            path_missing,
             emit_behavior,
             pagination,
             max_pages,
@@ -842,6 +861,38 @@ fn bind_csv_delimiter(b: &mut Binder<'_>) -> u8 {
     }
 }
 
+/// `json_path_missing` (format json with a `json_path`) or `xml_root_path_missing`
+/// (format xml): `error` (default) or `empty`.
+fn bind_path_missing(b: &mut Binder<'_>, format: &Format) -> PathMissing {
+    let applies = match format {
+        Format::Json { json_path: Some(_) } => "json_path_missing",
+        Format::Xml { .. } => "xml_root_path_missing",
+        _ => "",
+    };
+    let mut chosen = PathMissing::Error;
+    for (key, needs) in [
+        ("json_path_missing", "format = 'json' with a json_path"),
+        ("xml_root_path_missing", "format = 'xml'"),
+    ] {
+        let Some(text) = b.text(key).map(|t| t.trim().to_ascii_lowercase()) else {
+            continue;
+        };
+        if key != applies {
+            b.error(key, format!("only applies to {needs}"));
+            continue;
+        }
+        chosen = match text.as_str() {
+            "error" => PathMissing::Error,
+            "empty" => PathMissing::Empty,
+            _ => {
+                b.error(key, format!("`{text}` is not one of error, empty"));
+                PathMissing::Error
+            }
+        };
+    }
+    chosen
+}
+
 /// `xml_root_path`: required with `format = 'xml'`, an absolute path of element names.
 fn bind_xml_root_path(b: &mut Binder<'_>) -> String {
     let Some(path) = b.text("xml_root_path") else {
@@ -1009,6 +1060,64 @@ mod tests {
         assert!(matches!(c.auth, Auth::None));
         assert_eq!(c.emit_behavior, EmitBehavior::All);
         assert!(matches!(c.format, Format::Json { json_path: None }));
+    }
+
+    #[test]
+    fn path_missing_options_bind_and_validate() {
+        let base = [("endpoint", "http://127.0.0.1:1/x")];
+        let with = |extra: &[(&str, &str)]| {
+            let mut all = base.to_vec();
+            all.extend_from_slice(extra);
+            bind(&opts(&all))
+        };
+        assert_eq!(
+            with(&[("json_path", "$.data[*]")]).unwrap().path_missing,
+            PathMissing::Error
+        );
+        assert_eq!(
+            with(&[("json_path", "$.data[*]"), ("json_path_missing", "EMPTY")])
+                .unwrap()
+                .path_missing,
+            PathMissing::Empty
+        );
+        assert_eq!(
+            with(&[
+                ("format", "xml"),
+                ("xml_root_path", "/r/item"),
+                ("xml_root_path_missing", "empty")
+            ])
+            .unwrap()
+            .path_missing,
+            PathMissing::Empty
+        );
+        let named = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
+            with(extra)
+                .unwrap_err()
+                .into_iter()
+                .map(|e| (e.option, e.message))
+                .collect()
+        };
+        assert_eq!(
+            named(&[("json_path", "$.data[*]"), ("json_path_missing", "ignore")]),
+            [(
+                "json_path_missing".to_string(),
+                "`ignore` is not one of error, empty".to_string()
+            )]
+        );
+        assert_eq!(
+            named(&[("json_path_missing", "empty")]),
+            [(
+                "json_path_missing".to_string(),
+                "only applies to format = 'json' with a json_path".to_string()
+            )]
+        );
+        assert_eq!(
+            named(&[("json_path", "$[*]"), ("xml_root_path_missing", "empty")]),
+            [(
+                "xml_root_path_missing".to_string(),
+                "only applies to format = 'xml'".to_string()
+            )]
+        );
     }
 
     #[test]

@@ -9,6 +9,17 @@
 //! Around every request: the connection's rate limiter, the OAuth2 token (fetched once
 //! more on a 401), retries with backoff and `Retry-After`, and the rate-limit headers the
 //! server sends. Around every poll: the circuit breaker.
+//!
+//! Conditional requests (`If-None-Match` / `If-Modified-Since`, from the last response's
+//! `ETag` / `Last-Modified`) are sent only by sources without pagination, where a 304 means
+//! "the one page is unchanged". A paginated source neither sends nor keeps validators: one
+//! page's validators say nothing about the pages after it, and a 304 on page 1 used to end
+//! the poll there, so later pages were never fetched again. A 304 to a paginated request
+//! (which sent no validators) is a failed poll.
+//!
+//! An empty body (a 204, or whitespace) is a successful page of zero records. When a poll
+//! is the API's whole list, and so may delete rows of a keyed table, is spelled out on
+//! [`PollOutput::complete`].
 
 use crate::error_chain;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -22,7 +33,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::{Auth, EmitBehavior, PollingConfig};
+use crate::config::{Auth, EmitBehavior, PathMissing, PollingConfig};
 use crate::decode::{
     DeadLetter, DecodeError, DecodedPage, DecoderConfigError, Format, RecordDecoder,
 };
@@ -49,9 +60,10 @@ pub struct SourceState {
     pub polls: u64,
     /// Incremental state: the maximum of `state_field` so far.
     pub value: Option<String>,
-    /// `ETag` of the last response's first page.
+    /// `ETag` of the last response, kept only by sources without pagination (the only
+    /// ones that send conditional requests).
     pub etag: Option<String>,
-    /// `Last-Modified` of the last response's first page.
+    /// `Last-Modified` of the last response, kept like `etag`.
     pub last_modified: Option<String>,
 }
 
@@ -88,8 +100,18 @@ pub struct PollOutput {
     pub requests: Vec<RequestRecord>,
     /// Pages walked.
     pub pages: u32,
-    /// Whether the records are the API's whole list (no `max_pages` cut, not incremental),
-    /// so rows missing from it may be taken as deleted.
+    /// Whether the records are the API's whole list, so that a keyed table may take rows
+    /// missing from them as deleted. True exactly when all of these hold:
+    /// * the source keeps no incremental state (`state_type` none);
+    /// * the walk ended on its own (the last page was empty, short, or had no next
+    ///   cursor/link/URL), not at `max_pages`;
+    /// * no record of any page became a dead letter;
+    /// * every page was a listing ([`DecodedPage::listing`]): not an empty body (a 204 or
+    ///   whitespace) in json, xml, raw or csv with a header, and not a body whose
+    ///   `json_path` / `xml_root_path` matched nothing (taken as zero records under
+    ///   `json_path_missing = 'empty'`);
+    /// * records are emitted (`page` is `Some`): an unchanged body or a 304 is never
+    ///   complete.
     pub complete: bool,
     /// The server answered 304 Not Modified.
     pub not_modified: bool,
@@ -559,10 +581,21 @@ impl PollingSource {
         let c = &*self.config;
         let started_at = Utc::now();
         let mut requests = Vec::new();
-        let saved = state
-            .value
-            .clone()
-            .or_else(|| c.state.as_ref().and_then(|s| s.initial.clone()));
+        let mut notes = Vec::new();
+        let initial = c.state.as_ref().and_then(|s| s.initial.clone());
+        let mut saved = state.value.clone().or_else(|| initial.clone());
+        if let (Some(s), Some(value)) = (&c.state, &state.value)
+            && s.kind == crate::config::StateKind::Timestamp
+            && state::too_far_ahead(value, started_at)
+        {
+            // Asking for records newer than the far future would receive nothing, every
+            // poll, silently: start again from initial_state instead, and say so.
+            notes.push(format!(
+                "the saved state {value} lies more than a day ahead of the clock; polling from {} instead",
+                initial.as_deref().unwrap_or("no state (initial_state is not set)")
+            ));
+            saved = initial;
+        }
         let state_sent = match (&c.state, &saved) {
             (Some(s), Some(v)) => Some(state::render(s.kind, v, &c.time_format)),
             _ => None,
@@ -572,7 +605,6 @@ impl PollingSource {
         let mut pages: Vec<DecodedPage> = Vec::new();
         let mut hasher = Sha256::new();
         let mut validators = (None, None);
-        let mut notes = Vec::new();
         let mut complete = true;
         let single_page = matches!(
             c.pagination.pagination(),
@@ -588,14 +620,26 @@ impl PollingSource {
                 cursor: next.cursor.clone(),
             };
             let first = pages.is_empty();
-            let (request, same_origin) =
-                self.build_request(&ctx, &next, first.then_some(state), &requests)?;
+            // Conditional requests only without pagination: a 304 then means "the one
+            // page is unchanged". With pages, validators of one page say nothing of the
+            // others, so none are sent and none kept.
+            let conditional = (first && single_page).then_some(state);
+            let (request, same_origin) = self.build_request(&ctx, &next, conditional, &requests)?;
             let page_no = pages.len() as u32 + 1;
             let fetched = self
                 .send(request, same_origin, page_no, &mut requests)
                 .await?;
             let url_text = self.config.redactor.redact(fetched.url.as_str());
-            if first {
+            if fetched.status == 304 && !single_page {
+                // No validators were sent, so the server cannot mean "unchanged since".
+                return Err(PollError::Status {
+                    url: url_text,
+                    status: 304,
+                    excerpt: "Not Modified, to a request that sent no validators (a paginated source never sends If-None-Match or If-Modified-Since)".into(),
+                    requests,
+                });
+            }
+            if single_page {
                 if fetched.status == 304 {
                     return Ok(PollOutput {
                         page: None,
@@ -625,19 +669,31 @@ impl PollingSource {
                     return Ok(self.unchanged(state, started_at, requests, validators, saved));
                 }
             }
-            let page = self
-                .decoder
-                .decode(&fetched.body)
-                .map_err(|source| PollError::Decode {
-                    near: self
-                        .config
-                        .redactor
-                        .redact(&excerpt_near(&fetched.body, &source.to_string())),
-                    url: url_text.clone(),
-                    source,
-                    requests: requests.clone(),
-                })?;
-            let records = page.batch.num_rows() + page.dead_letters.len();
+            let page = match self.decoder.decode(&fetched.body) {
+                Ok(page) => page,
+                Err(DecodeError::NothingAtPath { .. }) if c.path_missing == PathMissing::Empty => {
+                    DecodedPage::empty(self.decoder.schema(), false)
+                }
+                Err(source) => {
+                    // A path that matched nothing is explained by the body's start.
+                    let position = match &source {
+                        DecodeError::NothingAtPath { .. } => String::new(),
+                        other => other.to_string(),
+                    };
+                    return Err(PollError::Decode {
+                        near: self
+                            .config
+                            .redactor
+                            .redact(&excerpt_near(&fetched.body, &position)),
+                        url: url_text.clone(),
+                        source,
+                        requests: requests.clone(),
+                    });
+                }
+            };
+            // Dead letters and pages that are no listing leave the poll's list partial.
+            complete &= page.listing && page.dead_letters.is_empty();
+            let records = page.records();
             self.progress.page(records);
             pages.push(page);
             match walk.next(&fetched.url, &fetched.headers, &fetched.body, records) {
@@ -670,7 +726,12 @@ impl PollingSource {
         let page_count = pages.len() as u32;
         let page = merge(self.decoder.schema().arrow_schema(), pages);
         let value = match &c.state {
-            Some(s) => state::advance(s.kind, &page.batch, &s.field, saved.as_deref())?,
+            Some(s) => {
+                let advanced =
+                    state::advance(s.kind, &page.batch, &s.field, saved.as_deref(), started_at)?;
+                notes.extend(advanced.notes);
+                advanced.value
+            }
             None => None,
         };
         Ok(PollOutput {
@@ -1020,12 +1081,14 @@ fn merge(schema: arrow::datatypes::SchemaRef, mut pages: Vec<DecodedPage>) -> De
         .iter_mut()
         .flat_map(|p| std::mem::take(&mut p.dead_letters))
         .collect();
+    let listing = pages.iter().all(|p| p.listing);
     let batches: Vec<RecordBatch> = pages.into_iter().map(|p| p.batch).collect();
     let batch =
         arrow::compute::concat_batches(&schema, &batches).expect("pages share the table's schema");
     DecodedPage {
         batch,
         dead_letters,
+        listing,
     }
 }
 

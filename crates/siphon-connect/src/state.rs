@@ -5,6 +5,15 @@
 //! microseconds, checkpoints as the number's text) so it survives restarts unchanged and
 //! reads well in status output. Timestamps compare as instants, checkpoints as numbers:
 //! `"9"` < `"10"`, and `2024-01-01T01:00:00+01:00` equals `2024-01-01T00:00:00Z`.
+//!
+//! Instants are read by the decoder's one rule (`decode::temporal`): timestamp strings as a
+//! TIMESTAMP cell reads them, epoch numbers (a BIGINT column, or a number's text) with the
+//! unit guessed from the magnitude, so epoch milliseconds are milliseconds here too.
+//!
+//! A timestamp more than [`MAX_AHEAD`] past the poll's clock is never taken as state: a
+//! sentinel such as `9999-12-31` or a misread unit would make every later request ask for
+//! the future and receive nothing, silently. Such values are skipped (the records are still
+//! stored) and the poll says so in a note.
 
 use std::cmp::Ordering;
 
@@ -13,30 +22,25 @@ use arrow::datatypes::{
     DataType, Date32Type, Decimal128Type, DecimalType, Float64Type, Int16Type, Int32Type,
     Int64Type, TimestampMicrosecondType,
 };
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::config::StateKind;
+use crate::decode::temporal;
 use crate::template::TimeFormat;
 
-/// Parses an instant: RFC 3339, `YYYY-MM-DD[ T]HH:MM:SS[.frac]` (UTC) or a date (midnight UTC).
+/// How far past the poll's start a timestamp may lie and still become state.
+pub const MAX_AHEAD: TimeDelta = TimeDelta::days(1);
+
+/// Parses an instant by the decoder's rule: a timestamp string (RFC 3339 and its
+/// offset-less forms, a bare date = midnight UTC) or an epoch number's text, its unit
+/// guessed from its magnitude.
 pub fn parse_instant(text: &str) -> Option<DateTime<Utc>> {
-    let text = text.trim();
-    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        return Some(at.with_timezone(&Utc));
-    }
-    for pattern in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M",
-    ] {
-        if let Ok(naive) = NaiveDateTime::parse_from_str(text, pattern) {
-            return Some(naive.and_utc());
-        }
-    }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
+    temporal::parse_instant_micros(text).and_then(DateTime::from_timestamp_micros)
+}
+
+/// Whether a timestamp state `value` lies more than [`MAX_AHEAD`] past `now`.
+pub fn too_far_ahead(value: &str, now: DateTime<Utc>) -> bool {
+    parse_instant(value).is_some_and(|at| at > now + MAX_AHEAD)
 }
 
 /// The canonical text of an instant in state: RFC 3339 UTC with microseconds.
@@ -89,14 +93,25 @@ pub struct StateError {
     pub message: String,
 }
 
+/// A poll's new state value and what is worth saying about it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Advanced {
+    /// The state to commit.
+    pub value: Option<String>,
+    /// Values that were not taken (see the module docs), for the poll's notes.
+    pub notes: Vec<String>,
+}
+
 /// The greater of the saved state and the maximum of column `field` over `batch`.
-/// NULLs and values that do not parse are skipped.
+/// NULLs and values that do not parse are skipped, and so are timestamps more than
+/// [`MAX_AHEAD`] past `now` (the poll's start), with a note.
 pub fn advance(
     kind: StateKind,
     batch: &RecordBatch,
     field: &str,
     previous: Option<&str>,
-) -> Result<Option<String>, StateError> {
+    now: DateTime<Utc>,
+) -> Result<Advanced, StateError> {
     let err = |message: String| StateError {
         field: field.to_string(),
         message,
@@ -105,12 +120,28 @@ pub fn advance(
         return Err(err("is not a column of the table".into()));
     };
     let column = batch.column(index);
+    let mut notes = Vec::new();
     let found = match kind {
-        StateKind::None => return Ok(previous.map(str::to_string)),
-        StateKind::Timestamp => max_instant(column.as_ref()).map_err(err)?.map(instant_text),
+        StateKind::None => {
+            return Ok(Advanced {
+                value: previous.map(str::to_string),
+                notes,
+            });
+        }
+        StateKind::Timestamp => {
+            let limit = now + MAX_AHEAD;
+            let (max, ahead) = max_instant(column.as_ref(), limit).map_err(err)?;
+            if let Some((count, latest)) = ahead {
+                notes.push(format!(
+                    "state_field `{field}`: {count} value(s) more than a day ahead of the clock (latest {}) not taken as state",
+                    instant_text(latest)
+                ));
+            }
+            max.map(instant_text)
+        }
         StateKind::Checkpoint => max_number(column.as_ref()).map_err(err)?,
     };
-    Ok(match (previous, found) {
+    let value = match (previous, found) {
         (prev, None) => prev.map(str::to_string),
         (None, Some(new)) => Some(new),
         (Some(prev), Some(new)) => {
@@ -124,31 +155,59 @@ pub fn advance(
             };
             Some(if newer { new } else { prev.to_string() })
         }
-    })
+    };
+    Ok(Advanced { value, notes })
 }
 
-fn max_instant(column: &dyn Array) -> Result<Option<DateTime<Utc>>, String> {
-    Ok(match column.data_type() {
-        DataType::Timestamp(_, _) => column
-            .as_primitive_opt::<TimestampMicrosecondType>()
-            .and_then(arrow::compute::max)
-            .and_then(DateTime::from_timestamp_micros),
-        DataType::Date32 => arrow::compute::max(column.as_primitive::<Date32Type>())
-            .and_then(|days| DateTime::from_timestamp(i64::from(days) * 86_400, 0)),
+/// The latest instant of a column no later than `limit`, and how many values lay beyond
+/// it with the latest of those.
+#[allow(clippy::type_complexity)]
+fn max_instant(
+    column: &dyn Array,
+    limit: DateTime<Utc>,
+) -> Result<(Option<DateTime<Utc>>, Option<(usize, DateTime<Utc>)>), String> {
+    let micros: Vec<Option<i64>> = match column.data_type() {
+        DataType::Timestamp(_, _) => match column.as_primitive_opt::<TimestampMicrosecondType>() {
+            Some(values) => values.iter().collect(),
+            None => Vec::new(),
+        },
+        DataType::Date32 => column
+            .as_primitive::<Date32Type>()
+            .iter()
+            .map(|days| days.and_then(|d| i64::from(d).checked_mul(86_400_000_000)))
+            .collect(),
         DataType::Utf8 => column
             .as_string::<i32>()
             .iter()
-            .flatten()
-            .filter_map(parse_instant)
-            .max(),
-        DataType::Int64 => arrow::compute::max(column.as_primitive::<Int64Type>())
-            .and_then(|s| DateTime::from_timestamp(s, 0)),
+            .map(|text| text.and_then(temporal::parse_instant_micros))
+            .collect(),
+        DataType::Int64 => column
+            .as_primitive::<Int64Type>()
+            .iter()
+            .map(|n| n.and_then(temporal::epoch_integer_to_micros))
+            .collect(),
         other => {
             return Err(format!(
-                "a timestamp state needs a TIMESTAMP, DATE or TEXT column, not {other}"
+                "a timestamp state needs a TIMESTAMP, DATE, BIGINT or TEXT column, not {other}"
             ));
         }
-    })
+    };
+    let mut max = None;
+    let mut ahead: Option<(usize, DateTime<Utc>)> = None;
+    for at in micros
+        .into_iter()
+        .flatten()
+        .filter_map(DateTime::from_timestamp_micros)
+    {
+        if at > limit {
+            let (count, latest) = ahead.get_or_insert((0, at));
+            *count += 1;
+            *latest = (*latest).max(at);
+        } else {
+            max = max.max(Some(at));
+        }
+    }
+    Ok((max, ahead))
 }
 
 fn max_number(column: &dyn Array) -> Result<Option<String>, String> {
@@ -202,6 +261,21 @@ mod tests {
     use arrow::datatypes::{Field, Schema};
     use std::sync::Arc;
 
+    /// The poll's clock in these tests: 2026-01-01T00:00:00Z.
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_767_225_600, 0).unwrap()
+    }
+
+    /// `super::advance` at [`now`], without its notes.
+    fn advance(
+        kind: StateKind,
+        batch: &RecordBatch,
+        field: &str,
+        previous: Option<&str>,
+    ) -> Result<Option<String>, StateError> {
+        super::advance(kind, batch, field, previous, now()).map(|a| a.value)
+    }
+
     fn batch(column: Arc<dyn Array>) -> RecordBatch {
         let schema = Schema::new(vec![Field::new("f", column.data_type().clone(), true)]);
         RecordBatch::try_new(Arc::new(schema), vec![column]).unwrap()
@@ -243,6 +317,69 @@ mod tests {
                 .unwrap(),
             "1970-01-01T00:00:03.000000Z"
         );
+    }
+
+    /// Issue 9, point 6: a BIGINT of epoch milliseconds is read by the decoder's rule (unit
+    /// from the magnitude), not as seconds (which made it the year 55,000).
+    #[test]
+    fn bigint_and_text_epochs_follow_the_decoder_rule() {
+        // 2024-03-15T12:34:56Z in seconds, milliseconds and microseconds.
+        for n in [1_710_506_096, 1_710_506_096_000, 1_710_506_096_000_000] {
+            let b = batch(Arc::new(Int64Array::from(vec![Some(n), None, Some(0)])));
+            assert_eq!(
+                advance(StateKind::Timestamp, &b, "f", None)
+                    .unwrap()
+                    .unwrap(),
+                "2024-03-15T12:34:56.000000Z",
+                "{n}"
+            );
+        }
+        let t = batch(Arc::new(StringArray::from(vec![
+            "1710506096000",
+            "2024-03-15T12:00:00Z",
+        ])));
+        assert_eq!(
+            advance(StateKind::Timestamp, &t, "f", None)
+                .unwrap()
+                .unwrap(),
+            "2024-03-15T12:34:56.000000Z"
+        );
+        assert_eq!(
+            parse_instant("1710506096000").unwrap(),
+            parse_instant("2024-03-15T12:34:56Z").unwrap()
+        );
+    }
+
+    /// Issue 9, point 6: a value far in the future (a sentinel date, a misread unit) never
+    /// becomes the state, which would make every later request ask for the future.
+    #[test]
+    fn timestamps_far_ahead_of_the_clock_are_not_taken_and_say_so() {
+        let b = batch(Arc::new(StringArray::from(vec![
+            "9999-12-31T00:00:00Z",
+            "2025-12-31T00:00:00Z",
+            "2026-01-01T12:00:00Z",
+        ])));
+        let out = super::advance(StateKind::Timestamp, &b, "f", None, now()).unwrap();
+        assert_eq!(out.value.as_deref(), Some("2026-01-01T12:00:00.000000Z"));
+        assert_eq!(out.notes.len(), 1, "{:?}", out.notes);
+        assert!(
+            out.notes[0].contains("1 value(s)") && out.notes[0].contains("9999-12-31"),
+            "{:?}",
+            out.notes
+        );
+        let only_future = batch(Arc::new(Int64Array::from(vec![i64::MAX / 1000])));
+        let out = super::advance(
+            StateKind::Timestamp,
+            &only_future,
+            "f",
+            Some("2025-06-01T00:00:00.000000Z"),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(out.value.as_deref(), Some("2025-06-01T00:00:00.000000Z"));
+        assert_eq!(out.notes.len(), 1);
+        assert!(too_far_ahead("2026-01-03T00:00:00Z", now()));
+        assert!(!too_far_ahead("2026-01-01T23:00:00Z", now()));
     }
 
     #[test]

@@ -62,9 +62,19 @@ pub enum DecoderConfigError {
 /// itself: the same body decodes the same way, so the source's error policy decides.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DecodeError {
-    /// A JSON format got a body with nothing but whitespace in it.
-    #[error("empty body: expected JSON")]
-    EmptyBody,
+    /// The path that locates the records (`json_path`, `xml_root_path`) matched nothing in
+    /// a non-empty body, not even an empty list: typically an error body such as
+    /// `{"error": "rate limited"}` sent with a 200. Not zero records: such a body says
+    /// nothing about which records exist.
+    #[error(
+        "{option} `{path}` matches nothing in the body (not even an empty list); if the API leaves it out when there are no records, set {option}_missing = 'empty'"
+    )]
+    NothingAtPath {
+        /// `json_path` or `xml_root_path`.
+        option: &'static str,
+        /// The path as written (`xml_root_path` normalised: prefixes dropped).
+        path: String,
+    },
     /// The body is not valid JSON; the message carries serde_json's line and column.
     #[error("body is not valid JSON: {0}")]
     InvalidJson(String),

@@ -19,7 +19,7 @@ mod page;
 mod raw;
 mod record;
 mod select;
-mod temporal;
+pub(crate) mod temporal;
 mod xml;
 
 #[cfg(test)]
@@ -36,7 +36,7 @@ pub use page::MAX_DEAD_LETTER_RAW;
 
 use page::PageSink;
 use record::FieldIndex;
-use select::Selection;
+use select::{Presence, Selection};
 
 use crate::schema::{ColumnType, RecordSchema};
 
@@ -80,6 +80,30 @@ pub struct DecodedPage {
     pub batch: RecordBatch,
     /// The records that did not, in page order.
     pub dead_letters: Vec<DeadLetter>,
+    /// Whether the body was a listing of records (possibly an empty one). True for every
+    /// body that decoded; false for an empty body (a 204, or nothing but whitespace) in a
+    /// format where that is not how zero records are written (json, csv with a header,
+    /// xml, raw), and for a body whose records path matched nothing when the source takes
+    /// that as zero records (`json_path_missing = 'empty'`). Such a page is zero records
+    /// that say nothing about which records exist, so a poll holding one is never a
+    /// complete snapshot.
+    pub listing: bool,
+}
+
+impl DecodedPage {
+    /// A page of no records for `schema`; `listing` as documented on the field.
+    pub fn empty(schema: &RecordSchema, listing: bool) -> Self {
+        DecodedPage {
+            batch: RecordBatch::new_empty(schema.arrow_schema()),
+            dead_letters: Vec::new(),
+            listing,
+        }
+    }
+
+    /// Records the body held: rows plus dead letters.
+    pub fn records(&self) -> usize {
+        self.batch.num_rows() + self.dead_letters.len()
+    }
 }
 
 /// A record dropped because it could not be converted: it goes to `system.dead_letters`.
@@ -105,7 +129,7 @@ pub struct RecordDecoder {
 
 #[derive(Debug)]
 enum Kind {
-    Json(Selection),
+    Json(Selection, Presence),
     Ndjson,
     Csv { header: bool, delimiter: u8 },
     Xml(xml::RootPath),
@@ -128,7 +152,10 @@ impl RecordDecoder {
     pub fn new(schema: Arc<RecordSchema>, format: Format) -> Result<Self, DecoderConfigError> {
         validate_columns(&schema)?;
         let kind = match format {
-            Format::Json { json_path } => Kind::Json(Selection::new(json_path.as_deref())?),
+            Format::Json { json_path } => Kind::Json(
+                Selection::new(json_path.as_deref())?,
+                Presence::new(json_path.as_deref())?,
+            ),
             Format::Ndjson => Kind::Ndjson,
             Format::Csv { header, delimiter } => {
                 check_csv_delimiter(delimiter)?;
@@ -152,31 +179,48 @@ impl RecordDecoder {
         &self.schema
     }
 
-    /// Decodes one response body. Records that cannot be converted become dead letters;
-    /// only a body that cannot be read at all (invalid or empty JSON, XML that is not
-    /// well-formed) is an error.
+    /// Decodes one response body. Records that cannot be converted become dead letters.
+    /// An empty body (nothing but whitespace, after a BOM) is zero records in every
+    /// format (see [`DecodedPage::listing`]). Only a body that cannot be read at all
+    /// (invalid JSON, XML that is not well-formed) is an error, and so is a non-empty body
+    /// where `json_path` or `xml_root_path` matches nothing ([`DecodeError::NothingAtPath`];
+    /// see the `select` and `xml` modules for what
+    /// counts as an empty list instead).
     pub fn decode(&self, body: &[u8]) -> Result<DecodedPage, DecodeError> {
+        let unmarked = body.strip_prefix(UTF8_BOM).unwrap_or(body);
+        if unmarked.iter().all(u8::is_ascii_whitespace) {
+            // An empty NDJSON body, or headerless CSV, is how those formats write zero
+            // records; in the others an empty body is no document at all.
+            let listing = matches!(self.kind, Kind::Ndjson | Kind::Csv { header: false, .. });
+            return Ok(DecodedPage::empty(&self.schema, listing));
+        }
         let rows_hint = (body.len() / TYPICAL_RECORD_BYTES).clamp(1, MAX_ROWS_HINT);
         match &self.kind {
-            Kind::Json(selection) => {
-                let body = body.strip_prefix(UTF8_BOM).unwrap_or(body);
-                if body.iter().all(u8::is_ascii_whitespace) {
-                    return Err(DecodeError::EmptyBody);
-                }
-                let body = json_text(body)?;
+            Kind::Json(selection, presence) => {
+                let body = json_text(unmarked)?;
                 let mut sink = self.sink(rows_hint)?;
-                if selection.stream(body, &mut sink)? {
+                let page = if selection.stream(body, &mut sink)? {
                     if sink.has_pending_raw() {
                         sink.fill_pending_raw(&selection.records(body)?);
                     }
-                    return sink.finish();
+                    sink.finish()?
+                } else {
+                    let records = selection.records(body)?;
+                    let mut sink = self.sink(records.len())?;
+                    for record in &records {
+                        sink.json_record(record);
+                    }
+                    sink.finish()?
+                };
+                if page.records() == 0
+                    && let Some(path) = presence.missing(body)?
+                {
+                    return Err(DecodeError::NothingAtPath {
+                        option: "json_path",
+                        path: path.to_string(),
+                    });
                 }
-                let records = selection.records(body)?;
-                let mut sink = self.sink(records.len())?;
-                for record in &records {
-                    sink.json_record(record);
-                }
-                sink.finish()
+                Ok(page)
             }
             Kind::Ndjson => {
                 let body = body.strip_prefix(UTF8_BOM).unwrap_or(body);

@@ -266,6 +266,7 @@ impl<'d, 'a> PageSink<'d, 'a> {
         Ok(DecodedPage {
             batch,
             dead_letters: self.dead_letters,
+            listing: true,
         })
     }
 

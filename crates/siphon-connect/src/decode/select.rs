@@ -152,6 +152,102 @@ impl Selection {
     }
 }
 
+/// Whether a page of zero records holds an empty list or lacks `json_path` altogether.
+///
+/// The rule: zero records are an empty list when the path's last step is one that looks
+/// into a list (a wildcard `[*]` / `.*`, an index, a slice or a filter) and the path
+/// before that step selects at least one array or object in the body (`$.data` for
+/// `$.data[*]`: `{"data": []}` is an empty list). Anything else that selects nothing is
+/// missing: a last step that is a name (`$.data` on `{"error": "rate limited"}`), a
+/// descendant step (`$..id`), or a container that is absent, `null` or a scalar. Without a
+/// `json_path` the body itself is the list, so nothing is ever missing.
+#[derive(Debug)]
+pub(crate) enum Presence {
+    /// No `json_path`.
+    Always,
+    /// Zero records always mean the path is missing.
+    Selected {
+        /// The path as written.
+        path: String,
+    },
+    /// Zero records are an empty list when `container` selects an array or object.
+    InContainer {
+        /// The path as written.
+        path: String,
+        /// The path without its last step.
+        container: Box<Selection>,
+    },
+}
+
+impl Presence {
+    /// The check for `json_path` (assumed valid: [`Selection::new`] reports a bad one).
+    pub(crate) fn new(json_path: Option<&str>) -> Result<Self, DecoderConfigError> {
+        let Some(path) = json_path else {
+            return Ok(Presence::Always);
+        };
+        Ok(match split_last_step(path) {
+            Some((container, last)) if looks_into_a_list(last) => Presence::InContainer {
+                path: path.to_string(),
+                container: Box::new(Selection::new(Some(container))?),
+            },
+            _ => Presence::Selected {
+                path: path.to_string(),
+            },
+        })
+    }
+
+    /// For a page where the path selected nothing: the path when it is missing from
+    /// `body`, `None` when the page holds an empty list.
+    pub(crate) fn missing(&self, body: &str) -> Result<Option<&str>, DecodeError> {
+        match self {
+            Presence::Always => Ok(None),
+            Presence::Selected { path } => Ok(Some(path)),
+            Presence::InContainer { path, container } => {
+                let found = container
+                    .records(body)?
+                    .iter()
+                    .any(|node| matches!(node.trim_start().as_bytes().first(), Some(b'[' | b'{')));
+                Ok((!found).then_some(path.as_str()))
+            }
+        }
+    }
+}
+
+/// Splits a valid JSONPath into the path before its last step and that step (`$.a[*]` →
+/// `$.a`, `[*]`; `$..b` → `$`, `..b`), or `None` for `$` alone (or a path whose steps
+/// cannot be told apart by text, which then counts as having no container). The split is
+/// the last `.` or `[` where both halves parse on their own, so brackets and dots inside
+/// names or filters are never split on.
+fn split_last_step(path: &str) -> Option<(&str, &str)> {
+    let bytes = path.as_bytes();
+    (1..bytes.len()).rev().find_map(|i| {
+        let at_step = match bytes[i] {
+            b'[' => true,
+            // The second dot of `..` belongs to the step starting at the first.
+            b'.' => bytes[i - 1] != b'.',
+            _ => false,
+        };
+        let (before, last) = path.split_at(i);
+        (at_step && JsonPath::parse(before).is_ok() && JsonPath::parse(&format!("${last}")).is_ok())
+            .then_some((before, last))
+    })
+}
+
+/// Whether a last step looks into a list: a wildcard, an index, a slice or a filter,
+/// rather than a name or a descendant step.
+fn looks_into_a_list(step: &str) -> bool {
+    if step.starts_with("..") {
+        return false;
+    }
+    if let Some(rest) = step.strip_prefix('.') {
+        return rest.trim_start().starts_with('*');
+    }
+    match step.strip_prefix('[') {
+        Some(inside) => !matches!(inside.trim_start().as_bytes().first(), Some(b'\'' | b'"')),
+        None => false,
+    }
+}
+
 fn invalid_json(e: serde_json::Error) -> DecodeError {
     DecodeError::InvalidJson(e.to_string())
 }

@@ -85,6 +85,27 @@ pub(crate) fn epoch_integer_to_micros(n: i64) -> Option<i64> {
     }
 }
 
+/// Microseconds for an instant written as text, by the same rules as a cell: a timestamp
+/// string as [`parse_timestamp_micros`] reads it, or a number's text (what a TEXT column
+/// keeps of a JSON number) as an epoch, integers by magnitude
+/// ([`epoch_integer_to_micros`]) and fractions in seconds. Surrounding whitespace is
+/// ignored. The one reading of instants that incremental state shares with the decoder.
+pub(crate) fn parse_instant_micros(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if let Some(micros) = parse_timestamp_micros(text) {
+        return Some(micros);
+    }
+    let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
+    // Only number syntax: no `inf`, `NaN` or other words f64 parsing would take.
+    if !digits.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
+        return None;
+    }
+    match text.parse::<i64>() {
+        Ok(n) => epoch_integer_to_micros(n),
+        Err(_) => epoch_seconds_to_micros(text.parse::<f64>().ok()?),
+    }
+}
+
 /// Microseconds for a fractional Unix epoch in seconds, rounded to the nearest
 /// microsecond; `None` when not finite or out of the representable range.
 pub(crate) fn epoch_seconds_to_micros(seconds: f64) -> Option<i64> {
@@ -253,6 +274,26 @@ mod tests {
         assert_eq!(parse_date_days("1969-12-31T23:00:00-02:00"), Some(0));
         assert_eq!(parse_date_days("2024-03-32"), None);
         assert_eq!(parse_date_days("20240315"), None);
+    }
+
+    #[test]
+    fn instants_as_text_follow_the_cell_rules() {
+        assert_eq!(parse_instant_micros(" 2024-03-15T12:34:56Z "), Some(T));
+        assert_eq!(parse_instant_micros("1710506096"), Some(T));
+        assert_eq!(parse_instant_micros("1710506096000"), Some(T));
+        assert_eq!(parse_instant_micros("1710506096.5"), Some(T + 500_000));
+        assert_eq!(parse_instant_micros("1e9"), Some(1_000_000_000_000_000));
+        for bad in [
+            "",
+            "-",
+            "1.2.3",
+            "inf",
+            "-NaN",
+            "yesterday",
+            "2024-03-15T12:34Z",
+        ] {
+            assert_eq!(parse_instant_micros(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -237,10 +237,14 @@ fn json_path_selection() {
         .unwrap();
     assert_eq!(ints64(&page, 0), [Some(1), Some(2)]);
 
-    // No match: zero rows, no error.
-    let page = d.decode(br#"{"x": [{"id": 1}]}"#).unwrap();
+    // An empty list: zero rows, no error. No list at all: the path is missing (issue 9).
+    let page = d.decode(br#"{"a": {"b": []}}"#).unwrap();
     assert_eq!(page.batch.num_rows(), 0);
     assert!(page.dead_letters.is_empty());
+    assert!(matches!(
+        d.decode(br#"{"x": [{"id": 1}]}"#),
+        Err(DecodeError::NothingAtPath { .. })
+    ));
 
     // A selected array is one record (not flattened), so not an object.
     let d = decoder(vec![col("id", ColumnType::BigInt)], json(Some("$.a.b")));
@@ -361,17 +365,163 @@ fn ndjson_bad_line_in_the_middle() {
     assert_eq!(page.dead_letters[3].raw, "\u{fffd}");
 }
 
+/// Issue 9, point 7: an empty or whitespace-only body is zero records in every format (it
+/// used to be a decode error for JSON); it is a listing only where an empty body is how
+/// the format writes zero records.
 #[test]
-fn ndjson_empty_body_is_zero_rows_and_json_empty_body_an_error() {
-    let nd = decoder(vec![col("a", ColumnType::Int)], Format::Ndjson);
-    for body in [&b""[..], b"\n \n"] {
-        let page = nd.decode(body).unwrap();
-        assert_eq!(page.batch.num_rows(), 0);
-        assert!(page.dead_letters.is_empty());
+fn empty_body_is_zero_records_in_every_format() {
+    let one = || vec![col("a", ColumnType::Text)];
+    let cases = [
+        (json(None), false),
+        (json(Some("$[*]")), false),
+        (json(Some("$.data[*]")), false),
+        (Format::Ndjson, true),
+        (
+            Format::Csv {
+                header: true,
+                delimiter: b',',
+            },
+            false,
+        ),
+        (
+            Format::Csv {
+                header: false,
+                delimiter: b',',
+            },
+            true,
+        ),
+        (
+            Format::Xml {
+                root_path: "/r/item".into(),
+            },
+            false,
+        ),
+        (Format::Raw, false),
+    ];
+    for (format, listing) in cases {
+        let d = decoder(one(), format.clone());
+        for body in [&b""[..], b" \n\t\r\n", b"\xEF\xBB\xBF \n"] {
+            let page = d
+                .decode(body)
+                .unwrap_or_else(|e| panic!("{format:?} {body:?}: {e}"));
+            assert_eq!(page.records(), 0, "{format:?} {body:?}");
+            assert_eq!(page.listing, listing, "{format:?} {body:?}");
+        }
     }
-    let js = decoder(vec![col("a", ColumnType::Int)], json(Some("$[*]")));
-    assert_eq!(js.decode(b"").unwrap_err(), DecodeError::EmptyBody);
-    assert_eq!(js.decode(b" \n").unwrap_err(), DecodeError::EmptyBody);
+}
+
+/// Issue 9, point 1: a `json_path` that matches nothing (an error body) is not zero
+/// records; one that finds its list empty is.
+#[test]
+fn json_path_missing_is_an_error_and_an_empty_list_is_zero_records() {
+    let cols = || vec![col("id", ColumnType::BigInt)];
+    let missing = |path: &str, body: &str| {
+        let err = decoder(cols(), json(Some(path)))
+            .decode(body.as_bytes())
+            .unwrap_err();
+        match &err {
+            DecodeError::NothingAtPath { option, path: p } => {
+                assert_eq!((*option, p.as_str()), ("json_path", path));
+            }
+            other => panic!("{path} over {body}: {other:?}"),
+        }
+        err.to_string()
+    };
+    let empty = |path: &str, body: &str| {
+        let page = decoder(cols(), json(Some(path)))
+            .decode(body.as_bytes())
+            .unwrap_or_else(|e| panic!("{path} over {body}: {e}"));
+        assert_eq!(page.records(), 0, "{path} over {body}");
+        assert!(page.listing);
+    };
+    let message = missing("$.data[*]", r#"{"error": "rate limited"}"#);
+    assert!(
+        message.contains("json_path `$.data[*]` matches nothing")
+            && message.contains("json_path_missing = 'empty'"),
+        "{message}"
+    );
+    for (path, body) in [
+        ("$.data[*]", r#"{"data": null}"#),
+        ("$.data[*]", r#"{"data": 5}"#),
+        ("$.data.items[*]", r#"{"data": {}}"#),
+        ("$.data", r#"{"error": "x"}"#),
+        ("$..id", r#"{"error": "x"}"#),
+        ("$.data[?@.id > 1]", r#"{"error": "x"}"#),
+        ("$['data'][*]", r#"{"error": "x"}"#),
+        ("$.data[*]", r#"[]"#),
+    ] {
+        missing(path, body);
+    }
+    for (path, body) in [
+        ("$.data[*]", r#"{"data": []}"#),
+        ("$.data.*", r#"{"data": {}}"#),
+        ("$.data[*]", r#"{"data": {}}"#),
+        ("$['data'][*]", r#"{"data": []}"#),
+        ("$.data[?@.id > 1]", r#"{"data": [{"id": 1}]}"#),
+        ("$.data[0]", r#"{"data": []}"#),
+        ("$.data[1:]", r#"{"data": [{"id": 1}]}"#),
+        ("$.a.b[*]", r#"{"a": {"b": []}}"#),
+        ("$..items[*]", r#"{"x": {"items": []}}"#),
+        ("$[*]", "[]"),
+        ("$.*", "{}"),
+    ] {
+        empty(path, body);
+    }
+    // No json_path: the body is the list.
+    let whole = decoder(cols(), json(None));
+    assert_eq!(whole.decode(b"[]").unwrap().records(), 0);
+    // A record that is no object is a dead letter, not a missing path.
+    let page = decoder(cols(), json(Some("$.data")))
+        .decode(br#"{"data": 7}"#)
+        .unwrap();
+    assert_eq!(page.dead_letters.len(), 1);
+}
+
+#[test]
+fn xml_root_path_missing_is_an_error_and_an_empty_container_zero_records() {
+    let d = |path: &str| {
+        decoder(
+            vec![col("id", ColumnType::BigInt)],
+            Format::Xml {
+                root_path: path.into(),
+            },
+        )
+    };
+    for (path, body) in [
+        ("/response/items/item", "<response><items/></response>"),
+        (
+            "/response/items/item",
+            "<response><items>\n</items></response>",
+        ),
+        ("/feed//entry", "<feed><x/></feed>"),
+        ("/r/*/item", "<r><a></a></r>"),
+    ] {
+        let page = d(path)
+            .decode(body.as_bytes())
+            .unwrap_or_else(|e| panic!("{path} over {body}: {e}"));
+        assert_eq!(page.records(), 0);
+    }
+    for (path, body) in [
+        ("/response/items/item", "<error>rate limited</error>"),
+        ("/response/items/item", "<response><other/></response>"),
+        ("//item", "<response><items/></response>"),
+        (
+            "/response/items/item",
+            "<?xml version=\"1.0\"?><!-- nothing -->",
+        ),
+    ] {
+        let err = d(path).decode(body.as_bytes()).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                DecodeError::NothingAtPath {
+                    option: "xml_root_path",
+                    ..
+                }
+            ),
+            "{path} over {body}: {err:?}"
+        );
+    }
 }
 
 #[test]
@@ -403,7 +553,8 @@ fn raw_format() {
     let text = decoder(vec![col("body", ColumnType::Text)], Format::Raw);
     let page = text.decode(b"hello \xff world").unwrap();
     assert_eq!(strings(&page, 0), [s("hello \u{fffd} world")]);
-    assert_eq!(strings(&text.decode(b"").unwrap(), 0), [s("")]);
+    // An empty body is zero records, not one empty text (issue 9, point 7).
+    assert_eq!(text.decode(b"").unwrap().records(), 0);
 
     let doc = decoder(vec![col("doc", ColumnType::Json)], Format::Raw);
     let page = doc.decode(b" { \"a\" : [1, 2] }\n").unwrap();

@@ -33,8 +33,12 @@
 //! expanded (no billion laughs, no external fetches): only the five predefined entities
 //! and character references are, and a reference to any other entity makes the page
 //! invalid. A body that is not well-formed (mismatched or unclosed tags, a bad entity or
-//! attribute) is a page error naming the byte offset and line; a whitespace-only body, or
-//! one where nothing matches the path, is zero rows. Kept lenient on purpose: several
+//! attribute) is a page error naming the byte offset and line; a whitespace-only body is
+//! zero rows. A document with no element at the path is zero rows when the element the
+//! records sit in is there (`<items/>` for `/response/items/item`, `<feed>` for
+//! `/feed//entry`), an empty list; otherwise (another root such as `<error>`, or a path
+//! of one step like `//item` that matched nothing) the path is missing from the body,
+//! [`DecodeError::NothingAtPath`]. Kept lenient on purpose: several
 //! top-level elements, or text after the root, are read rather than refused. Records
 //! nested deeper than [`MAX_RECORD_DEPTH`] levels are dead letters.
 
@@ -159,6 +163,16 @@ impl RootPath {
             at,
             within: at | parent.map_or(0, |p| p.within),
         }
+    }
+
+    /// Whether an element in `state` is where records are looked for: it matches the
+    /// path without its last step (`/response/items` for `/response/items/item`). A path
+    /// of one step has no such element.
+    fn is_container(&self, state: PathState) -> bool {
+        self.steps
+            .len()
+            .checked_sub(2)
+            .is_some_and(|parent| state.at >> parent & 1 == 1)
     }
 
     fn is_record(&self, state: PathState) -> bool {
@@ -612,6 +626,7 @@ pub(crate) fn decode(
     if text.bytes().all(is_xml_space) {
         return Ok(());
     }
+    let mut container_seen = false;
     let mut page = Page {
         body,
         index,
@@ -689,6 +704,7 @@ pub(crate) fn decode(
         match event {
             Event::Start(start) => {
                 let state = path.enter(open.last().copied(), start.local_name().into_inner());
+                container_seen |= path.is_container(state);
                 open.push(state);
                 if path.is_record(state) {
                     record = Some(OpenRecord {
@@ -701,6 +717,7 @@ pub(crate) fn decode(
             }
             Event::Empty(start) => {
                 let state = path.enter(open.last().copied(), start.local_name().into_inner());
+                container_seen |= path.is_container(state);
                 if path.is_record(state) {
                     let node = Node::open(&start, body, before, &mut spare)?;
                     let end = offset(reader.buffer_position(), body.len());
@@ -730,6 +747,12 @@ pub(crate) fn decode(
             body.len(),
             format!("the body ends with {unclosed} element(s) not closed"),
         ));
+    }
+    if page.records == 0 && !container_seen {
+        return Err(DecodeError::NothingAtPath {
+            option: "xml_root_path",
+            path: path.to_string(),
+        });
     }
     Ok(())
 }
@@ -1069,18 +1092,22 @@ mod tests {
     }
 
     #[test]
-    fn no_matching_elements_and_empty_bodies_are_zero_rows() {
+    fn empty_containers_and_empty_bodies_are_zero_rows_and_a_missing_path_an_error() {
         let d = decoder(vec![col("id", ColumnType::Int)], "/response/items/item");
-        for body in [
-            &b""[..],
-            b"  \n",
-            b"<response><items/></response>",
-            b"<response><other><item><id>1</id></item></other></response>",
-            b"<items><item><id>1</id></item></items>",
-        ] {
+        for body in [&b""[..], b"  \n", b"<response><items/></response>"] {
             let page = d.decode(body).unwrap();
             assert_eq!(page.batch.num_rows(), 0, "{body:?}");
             assert!(page.dead_letters.is_empty());
+        }
+        // No `/response/items` at all: the path is missing (issue 9), not zero rows.
+        for body in [
+            &b"<response><other><item><id>1</id></item></other></response>"[..],
+            b"<items><item><id>1</id></item></items>",
+        ] {
+            assert!(
+                matches!(d.decode(body), Err(DecodeError::NothingAtPath { .. })),
+                "{body:?}"
+            );
         }
     }
 

@@ -14,10 +14,12 @@
 //! (`cursor_param`, `cursor_path`) | link_header (`link_rel`) | next_url (`next_url_path`),
 //! and `max_pages` (default [`DEFAULT_MAX_PAGES`]).
 //!
-//! Stop rules, for every kind: a page with no records ends the poll, whatever it says about
-//! a next page. Offset and page kinds also stop at a page shorter than `page_size`; cursor,
-//! link_header and next_url stop when there is no next cursor/link/URL (a missing, `null` or
-//! empty-string value means "no next"). When another page would follow but `max_pages`
+//! Stop rules: offset and page kinds stop at a page with no records or shorter than
+//! `page_size`. Cursor, link_header and next_url stop when there is no next cursor/link/URL
+//! (a missing, `null` or empty-string value means "no next"); a page with no records that
+//! still names a next page is followed, since APIs that filter pages can return an empty
+//! page mid-list, unless that cursor/URL was already seen in this poll (or cannot be read
+//! from the empty page), which ends the walk instead of failing it as a cycle. When another page would follow but `max_pages`
 //! pages have been walked, the walk answers [`Step::MaxPages`]; a walk whose last page is
 //! exactly page `max_pages` is [`Step::Done`].
 
@@ -516,7 +518,11 @@ impl PageWalk {
             }
             self.seen_urls.insert(url_key(url));
         }
-        if records == 0 {
+        // An empty page ends a walk that counts its way through the list; a walk that is
+        // told where the next page is follows an empty page's link when it names a page
+        // not seen yet (an API may filter a page down to nothing mid-list).
+        let empty = records == 0;
+        if empty && !follows_urls && !matches!(self.pagination.config, Pagination::Cursor { .. }) {
             return Ok(Step::Done);
         }
         let next = match &self.pagination.config {
@@ -578,11 +584,20 @@ impl PageWalk {
                 cursor_param,
                 cursor_path,
             } => {
-                let value = self.read_path(body, "cursor_path", cursor_path)?;
-                let Some(cursor) = cursor_value(value, cursor_path)? else {
-                    return Ok(Step::Done);
+                let value = match self.read_path(body, "cursor_path", cursor_path) {
+                    Err(_) if empty => return Ok(Step::Done),
+                    read => read?,
+                };
+                let cursor = match cursor_value(value, cursor_path) {
+                    Err(_) if empty => return Ok(Step::Done),
+                    Ok(None) => return Ok(Step::Done),
+                    found => found?.expect("matched None above"),
                 };
                 if !self.seen_cursors.insert(cursor.clone()) {
+                    if empty {
+                        // An empty page handing back a cursor already followed: the end.
+                        return Ok(Step::Done);
+                    }
                     return Err(PaginationError::CursorRepeated { cursor, page });
                 }
                 PageRequest {
@@ -597,17 +612,23 @@ impl PageWalk {
                 let Some(target) = find_link(headers, rel) else {
                     return Ok(Step::Done);
                 };
-                let next = resolve_next(url, &target)?;
-                self.url_request(next, page)?
+                match self.follow(url, &target, page, empty)? {
+                    Some(request) => request,
+                    None => return Ok(Step::Done),
+                }
             }
             Pagination::NextUrl { next_url_path } => {
-                let value = self.read_path(body, "next_url_path", next_url_path)?;
+                let value = match self.read_path(body, "next_url_path", next_url_path) {
+                    Err(_) if empty => return Ok(Step::Done),
+                    read => read?,
+                };
                 let target = match value {
                     None | Some(Value::Null) => return Ok(Step::Done),
                     Some(Value::String(text)) if text.trim().is_empty() => {
                         return Ok(Step::Done);
                     }
                     Some(Value::String(text)) => text,
+                    Some(_) if empty => return Ok(Step::Done),
                     Some(other) => {
                         return Err(PaginationError::BadNextUrl(format!(
                             "next_url_path `{next_url_path}` holds {}, not a string",
@@ -615,8 +636,10 @@ impl PageWalk {
                         )));
                     }
                 };
-                let next = resolve_next(url, &target)?;
-                self.url_request(next, page)?
+                match self.follow(url, &target, page, empty)? {
+                    Some(request) => request,
+                    None => return Ok(Step::Done),
+                }
             }
         };
         if self.pages >= self.max_pages {
@@ -642,6 +665,23 @@ impl PageWalk {
             return Ok(None);
         };
         Ok(path.query(&document).first().cloned())
+    }
+
+    /// The request for the next URL `target` named by the page at `url`. After an empty
+    /// page, a URL already visited (or one that is not usable) is the end of the list
+    /// (`None`); after a page with records it is a cycle (or a bad URL), an error.
+    fn follow(
+        &mut self,
+        url: &Url,
+        target: &str,
+        page: u32,
+        empty: bool,
+    ) -> Result<Option<PageRequest>, PaginationError> {
+        match resolve_next(url, target) {
+            Ok(next) if empty && self.seen_urls.contains(&url_key(&next)) => Ok(None),
+            Err(_) if empty => Ok(None),
+            next => self.url_request(next?, page).map(Some),
+        }
     }
 
     /// Builds the request for a next URL, refusing one already visited in this poll.

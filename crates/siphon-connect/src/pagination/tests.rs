@@ -353,12 +353,63 @@ fn cursor_no_next_forms_are_done() {
 }
 
 #[test]
-fn cursor_empty_page_stops_even_with_a_cursor() {
+fn cursor_empty_page_with_a_new_cursor_is_followed() {
+    // Issue 9: an empty page mid-list (an API filtering a page down to nothing) is not
+    // the end while it names a next page; stopping there lost the pages after it.
     let mut w = walk(Pagination::cursor("$.next"), 1000);
     let step = w
         .next(&url(ENDPOINT), &no_headers(), br#"{"next":"x"}"#, 0)
         .unwrap();
-    assert_eq!(step, Step::Done);
+    assert!(
+        matches!(&step, Step::Next(r) if r.cursor.as_deref() == Some("x")),
+        "{step:?}"
+    );
+    // An empty page handing back a cursor already followed is the end, not a cycle ...
+    assert_eq!(
+        w.next(&url(ENDPOINT), &no_headers(), br#"{"next":"x"}"#, 0)
+            .unwrap(),
+        Step::Done
+    );
+    // ... and so is an empty page whose cursor cannot be read.
+    let mut w = walk(Pagination::cursor("$.next"), 1000);
+    assert_eq!(
+        w.next(&url(ENDPOINT), &no_headers(), b"", 0).unwrap(),
+        Step::Done
+    );
+    let mut w = walk(Pagination::cursor("$.next"), 1000);
+    assert_eq!(
+        w.next(&url(ENDPOINT), &no_headers(), br#"{"next":{"a":1}}"#, 0)
+            .unwrap(),
+        Step::Done
+    );
+    // Offset and page walks have no next page to follow: an empty page ends them.
+    let mut w = walk(Pagination::offset(10), 1000);
+    assert_eq!(
+        w.next(&url(ENDPOINT), &no_headers(), b"[]", 0).unwrap(),
+        Step::Done
+    );
+}
+
+#[test]
+fn next_url_empty_page_with_a_new_url_is_followed_and_an_old_one_ends() {
+    let mut w = walk(Pagination::next_url("$.next"), 1000);
+    let step = w
+        .next(
+            &url(ENDPOINT),
+            &no_headers(),
+            br#"{"next":"/items?page=2"}"#,
+            0,
+        )
+        .unwrap();
+    let Step::Next(second) = step else {
+        panic!("{step:?}")
+    };
+    let second = second.url.unwrap();
+    assert_eq!(
+        w.next(&second, &no_headers(), br#"{"next":"/items?page=2"}"#, 0)
+            .unwrap(),
+        Step::Done
+    );
 }
 
 #[test]
@@ -522,13 +573,23 @@ fn link_header_first_and_progression() {
 }
 
 #[test]
-fn link_header_no_header_or_empty_page_is_done() {
+fn link_header_no_header_is_done_and_an_empty_page_follows_a_new_link() {
     let u = url(ENDPOINT);
     let mut w = walk(Pagination::link_header(), 1000);
     assert_eq!(w.next(&u, &no_headers(), b"", 3).unwrap(), Step::Done);
     let mut w = walk(Pagination::link_header(), 1000);
+    assert_eq!(w.next(&u, &no_headers(), b"", 0).unwrap(), Step::Done);
+    // Issue 9: an empty page that links onwards is not the end of the list.
+    let mut w = walk(Pagination::link_header(), 1000);
     let h = links(&[r#"</items?page=2>; rel="next""#]);
-    assert_eq!(w.next(&u, &h, b"", 0).unwrap(), Step::Done);
+    let step = w.next(&u, &h, b"", 0).unwrap();
+    let Step::Next(second) = step else {
+        panic!("{step:?}")
+    };
+    let second = second.url.unwrap();
+    // An empty page linking back to a page already walked ends the walk.
+    let back = links(&[r#"</items?page=2>; rel="next""#]);
+    assert_eq!(w.next(&second, &back, b"", 0).unwrap(), Step::Done);
 }
 
 #[test]
