@@ -294,7 +294,7 @@ struct Shifting {
 
 fn snapshot(version: u64) -> Vec<serde_json::Value> {
     (1..=24u64)
-        .filter(|k| (k + version) % 5 != 0)
+        .filter(|k| !(k + version).is_multiple_of(5))
         .map(|k| json!({"id": k, "name": format!("k{k}-{}", version / k)}))
         .collect()
 }

@@ -149,3 +149,52 @@ async fn dead_letters_are_bounded_per_table() {
         "dead letters past --dead-letter-max-rows were kept"
     );
 }
+
+#[tokio::test]
+async fn a_snapshot_lacking_most_rows_withholds_its_deletes_and_says_so() {
+    let api = MockServer::start().await;
+    let full: Vec<_> = (1..=20).map(|i| json!({"id": i, "name": "x"})).collect();
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "data": full })))
+        .up_to_n_times(1)
+        .mount(&api)
+        .await;
+    // Afterwards the list holds 3 of the 20 rows, one of them renamed.
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [
+            {"id": 1, "name": "renamed"}, {"id": 2, "name": "x"}, {"id": 3, "name": "x"}
+        ]})))
+        .mount(&api)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(
+        dir.path(),
+        "p.sql",
+        &format!(
+            "CREATE TABLE k (id BIGINT, name TEXT, PRIMARY KEY (id)) WITH (connector = 'polling_http_source', \
+             endpoint = '{}/k', json_path = '$.data[*]', interval_ms = 50);",
+            api.uri()
+        ),
+    );
+    let server = Server::start(&dir.path().join("data"), &[&file], &[]).await;
+    server
+        .wait_for("SELECT name FROM k WHERE id = 1", WAIT, |r| {
+            r.first().is_some_and(|r| r["name"] == "renamed")
+        })
+        .await;
+    let logs = server
+        .wait_for(
+            "SELECT message FROM system.connector_logs WHERE table_name = 'k' AND message LIKE '%max_delete_ratio%'",
+            WAIT,
+            |r| !r.is_empty(),
+        )
+        .await;
+    assert!(
+        logs[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("lacks 17 of the table's 20 rows"),
+        "{logs:?}"
+    );
+    assert_eq!(int(&server.scalar("SELECT count(*) FROM k").await), 20);
+}

@@ -17,6 +17,9 @@ use crate::template::{RequestVar, Template, TimeFormat};
 
 /// Every option a `polling_http_source` connection or table may carry (besides the
 /// table-only `connector` and `connection`).
+/// The default `max_delete_ratio`.
+pub const DEFAULT_MAX_DELETE_RATIO: f64 = 0.5;
+
 pub const OPTION_NAMES: &[&str] = &[
     "endpoint",
     "method",
@@ -57,6 +60,7 @@ pub const OPTION_NAMES: &[&str] = &[
     "link_rel",
     "next_url_path",
     "max_pages",
+    "max_delete_ratio",
     "state_type",
     "state_field",
     "state_param",
@@ -242,6 +246,10 @@ pub struct PollingConfig {
     pub pagination: CompiledPagination,
     /// The most pages one poll walks.
     pub max_pages: u32,
+    /// `max_delete_ratio`: the largest share of a keyed table's rows that one complete
+    /// snapshot may delete; past it the deletes are withheld (and logged), since a list
+    /// that suddenly lacks most of its rows is more likely a broken API than a purge.
+    pub max_delete_ratio: f64,
     /// Incremental state, if any.
     pub state: Option<StateConfig>,
     /// Retries of failed requests.
@@ -430,6 +438,18 @@ pub fn bind(options: &BTreeMap<String, String>) -> Result<PollingConfig, Vec<Opt
 
     let pagination = bind_pagination(&mut b);
     let max_pages = b.number("max_pages", DEFAULT_MAX_PAGES, 1, u32::MAX);
+    let mut max_delete_ratio = DEFAULT_MAX_DELETE_RATIO;
+    if let Some(text) = b.text("max_delete_ratio") {
+        match text.trim().parse::<f64>() {
+            Ok(r) if (0.0..=1.0).contains(&r) => max_delete_ratio = r,
+            _ => b.error(
+                "max_delete_ratio",
+                format!(
+                    "`{text}` is not a number from 0 to 1 (1 lets a snapshot delete every row)"
+                ),
+            ),
+        }
+    }
     let state = bind_state(&mut b);
     let retry = bind_retry(&mut b);
     let rate_limit = match options.get("rate_limit_requests") {
@@ -512,6 +532,7 @@ pub fn bind(options: &BTreeMap<String, String>) -> Result<PollingConfig, Vec<Opt
             emit_behavior,
             pagination,
             max_pages,
+            max_delete_ratio,
             state,
             retry,
             rate_limit,

@@ -58,7 +58,7 @@ async fn a_failed_in_memory_update_after_a_durable_commit_reloads_the_table() {
         .commit(
             &table,
             Some(rows(&engine, &[1, 2])),
-            false,
+            None,
             Some(b"s1".to_vec()),
             Vec::new(),
         )
@@ -69,12 +69,13 @@ async fn a_failed_in_memory_update_after_a_durable_commit_reloads_the_table() {
         .commit(
             &table,
             Some(rows(&engine, &[3])),
-            false,
+            None,
             Some(b"s2".to_vec()),
             Vec::new(),
         )
         .await
-        .expect("the commit is durable, so it is reported as done");
+        .expect("the commit is durable, so it is reported as done")
+        .info;
     assert_eq!(info.map(|i| i.sequence), Some(2));
     assert!(!crate::tables::FAIL_NEXT_PUSH.load(Ordering::SeqCst));
     // The table shows what the store holds, not what the failed update left.

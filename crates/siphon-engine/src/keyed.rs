@@ -23,6 +23,26 @@ use arrow::row::{OwnedRow, RowConverter, SortField};
 /// The change-kind column of a keyed table's log entries.
 pub const OP_COLUMN: &str = "__siphon_op";
 
+/// Tables smaller than this are never guarded: a short list may well lose most of its
+/// rows at once.
+pub const GUARDED_TABLE_ROWS: usize = 10;
+
+/// A poll's records are the API's whole list: keys missing from them are deleted.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Snapshot {
+    /// The largest share of the table's rows one snapshot may delete (`max_delete_ratio`).
+    pub max_delete_ratio: f64,
+}
+
+/// What a poll changes in a keyed table.
+#[derive(Debug)]
+pub struct Diff {
+    /// The change batch (deletes, then inserts); `None` when nothing changes.
+    pub changes: Option<RecordBatch>,
+    /// Deletes the snapshot implied but the guard withheld (0 when none).
+    pub withheld_deletes: usize,
+}
+
 /// The latest row per key of one table.
 pub struct KeyedRows {
     schema: SchemaRef,
@@ -120,13 +140,16 @@ impl KeyedRows {
     }
 
     /// The changes that bring the table from its current rows to `incoming` (the records of
-    /// one poll). Within `incoming`, the last record of a key wins. With `complete`, keys
-    /// absent from `incoming` are deleted. `None` when nothing changes.
+    /// one poll). Within `incoming`, the last record of a key wins. With a `snapshot`
+    /// (`incoming` is the API's whole list), keys absent from `incoming` are deleted, unless
+    /// they are more than [`Snapshot::max_delete_ratio`] of a table of at least
+    /// [`GUARDED_TABLE_ROWS`] rows: then no key is deleted and [`Diff::withheld_deletes`]
+    /// says how many would have been.
     pub fn diff(
         &self,
         incoming: &RecordBatch,
-        complete: bool,
-    ) -> Result<Option<RecordBatch>, ArrowError> {
+        snapshot: Option<Snapshot>,
+    ) -> Result<Diff, ArrowError> {
         let data: Vec<ArrayRef> = incoming.columns().to_vec();
         let keys = self.keys.convert_columns(&self.key_columns(&data))?;
         let rows = self.rows.convert_columns(&data)?;
@@ -150,15 +173,28 @@ impl KeyedRows {
                 Some(_) => {}
             }
         }
-        if complete {
-            for (key, old) in &self.current {
-                if !last_of_key.contains_key(key) {
-                    deletes.push(old.clone());
-                }
+        let mut withheld_deletes = 0;
+        if let Some(snapshot) = snapshot {
+            let missing: Vec<&OwnedRow> = self
+                .current
+                .iter()
+                .filter(|(key, _)| !last_of_key.contains_key(*key))
+                .map(|(_, old)| old)
+                .collect();
+            let table = self.current.len();
+            if table >= GUARDED_TABLE_ROWS
+                && missing.len() as f64 > snapshot.max_delete_ratio * table as f64
+            {
+                withheld_deletes = missing.len();
+            } else {
+                deletes.extend(missing.into_iter().cloned());
             }
         }
         if inserts.is_empty() && deletes.is_empty() {
-            return Ok(None);
+            return Ok(Diff {
+                changes: None,
+                withheld_deletes,
+            });
         }
         let deleted = self.rows.convert_rows(deletes.iter().map(|r| r.row()))?;
         let indices = UInt32Array::from(inserts);
@@ -171,7 +207,10 @@ impl KeyedRows {
             .chain(std::iter::repeat_n(1i8, indices.len()))
             .collect();
         columns.push(Arc::new(ops));
-        RecordBatch::try_new(self.log_schema.clone(), columns).map(Some)
+        Ok(Diff {
+            changes: Some(RecordBatch::try_new(self.log_schema.clone(), columns)?),
+            withheld_deletes,
+        })
     }
 
     /// The current rows, one per key, in key order.
@@ -244,12 +283,63 @@ mod tests {
             .collect()
     }
 
+    /// A snapshot that may delete every row.
+    const ALL: Option<Snapshot> = Some(Snapshot {
+        max_delete_ratio: 1.0,
+    });
+
+    #[test]
+    fn a_snapshot_that_would_delete_most_of_a_table_withholds_its_deletes() {
+        let mut t = KeyedRows::new(schema(), &["id".to_string()]).unwrap();
+        let all: Vec<(i64, &str)> = (1..=20).map(|i| (i, "x")).collect();
+        t.apply(&t.diff(&batch(&all), ALL).unwrap().changes.unwrap())
+            .unwrap();
+        let half = Some(Snapshot {
+            max_delete_ratio: 0.5,
+        });
+        // 11 of 20 gone, one renamed: the rename is stored, the deletes are withheld.
+        let mut rest: Vec<(i64, &str)> = (12..=20).map(|i| (i, "x")).collect();
+        rest[0].1 = "renamed";
+        let d = t.diff(&batch(&rest), half).unwrap();
+        assert_eq!(d.withheld_deletes, 11);
+        assert_eq!(
+            changes(&d.changes.unwrap()),
+            vec![(-1, 12, "x".into()), (1, 12, "renamed".into())]
+        );
+        // 10 of 20 is within the ratio: deleted.
+        let d = t
+            .diff(
+                &batch(&(11..=20).map(|i| (i, "x")).collect::<Vec<_>>()),
+                half,
+            )
+            .unwrap();
+        assert_eq!(d.withheld_deletes, 0);
+        assert_eq!(change_counts(&d.changes.unwrap()).1, 10);
+        // A small table is not guarded.
+        let mut small = KeyedRows::new(schema(), &["id".to_string()]).unwrap();
+        small
+            .apply(
+                &small
+                    .diff(&batch(&[(1, "a"), (2, "b")]), ALL)
+                    .unwrap()
+                    .changes
+                    .unwrap(),
+            )
+            .unwrap();
+        let d = small.diff(&batch(&[(1, "a")]), half).unwrap();
+        assert_eq!(
+            (d.withheld_deletes, change_counts(&d.changes.unwrap())),
+            (0, (0, 1))
+        );
+    }
+
     #[test]
     fn three_snapshots_give_exactly_the_inserts_updates_and_deletes() {
         let mut t = KeyedRows::new(schema(), &["id".to_string()]).unwrap();
         let c1 = t
-            .diff(&batch(&[(1, "a"), (2, "b"), (3, "c")]), true)
+            .diff(&batch(&[(1, "a"), (2, "b"), (3, "c")]), ALL)
             .unwrap()
+            .changes
             .unwrap();
         assert_eq!(
             changes(&c1),
@@ -258,8 +348,9 @@ mod tests {
         t.apply(&c1).unwrap();
         // 2 renamed, 3 gone, 4 new, 1 unchanged.
         let c2 = t
-            .diff(&batch(&[(1, "a"), (2, "B"), (4, "d")]), true)
+            .diff(&batch(&[(1, "a"), (2, "B"), (4, "d")]), ALL)
             .unwrap()
+            .changes
             .unwrap();
         assert_eq!(
             changes(&c2),
@@ -273,8 +364,9 @@ mod tests {
         assert_eq!(change_counts(&c2), (2, 2));
         t.apply(&c2).unwrap();
         assert!(
-            t.diff(&batch(&[(4, "d"), (1, "a"), (2, "B")]), true)
+            t.diff(&batch(&[(4, "d"), (1, "a"), (2, "B")]), ALL)
                 .unwrap()
+                .changes
                 .is_none(),
             "same set, other order"
         );
@@ -286,14 +378,16 @@ mod tests {
     fn incremental_polls_upsert_without_deleting_and_last_record_wins() {
         let mut t = KeyedRows::new(schema(), &["id".to_string()]).unwrap();
         t.apply(
-            &t.diff(&batch(&[(1, "a"), (2, "b")]), false)
+            &t.diff(&batch(&[(1, "a"), (2, "b")]), None)
                 .unwrap()
+                .changes
                 .unwrap(),
         )
         .unwrap();
         let c = t
-            .diff(&batch(&[(2, "x"), (2, "y")]), false)
+            .diff(&batch(&[(2, "x"), (2, "y")]), None)
             .unwrap()
+            .changes
             .unwrap();
         assert_eq!(changes(&c), vec![(-1, 2, "b".into()), (1, 2, "y".into())]);
         t.apply(&c).unwrap();

@@ -61,6 +61,15 @@ impl EngineError {
     }
 }
 
+/// What [`Engine::commit`] did.
+#[derive(Clone, Copy, Debug)]
+pub struct Committed {
+    /// Where the records landed; `None` when nothing changed (state only).
+    pub info: Option<CommitInfo>,
+    /// Deletes a snapshot implied that the `max_delete_ratio` guard withheld.
+    pub withheld_deletes: usize,
+}
+
 /// The running system.
 pub struct Engine {
     store: Arc<Store>,
@@ -307,22 +316,25 @@ impl Engine {
     /// the records visible to queries.
     ///
     /// For a PRIMARY KEY table the records are diffed against its current rows first, and
-    /// only the changes are stored; `complete` says the records are the API's whole list,
-    /// so keys missing from them are deleted.
+    /// only the changes are stored; a `snapshot` says the records are the API's whole list,
+    /// so keys missing from them are deleted (within its guard).
     pub async fn commit(
         &self,
         table: &TableRef,
         records: Option<RecordBatch>,
-        complete: bool,
+        snapshot: Option<keyed::Snapshot>,
         state: Option<Vec<u8>>,
         dead_letters: Vec<DeadLetterRow>,
-    ) -> Result<Option<CommitInfo>, EngineError> {
+    ) -> Result<Committed, EngineError> {
         let _guard = table.commit_lock.lock().await;
-        let batch = match records {
-            Some(records) => table
-                .changes_for(records, complete)
-                .map_err(|e| EngineError::Internal(format!("diffing {}: {e}", table.def.name)))?,
-            None => None,
+        let (batch, withheld_deletes) = match records {
+            Some(records) => {
+                let diff = table.changes_for(records, snapshot).map_err(|e| {
+                    EngineError::Internal(format!("diffing {}: {e}", table.def.name))
+                })?;
+                (diff.changes, diff.withheld_deletes)
+            }
+            None => (None, 0),
         };
         let store = self.store.clone();
         let name = table.def.name.clone();
@@ -348,7 +360,10 @@ impl Engine {
                 tracing::error!(table = %table.def.name, error = %e, "reloading the table from the store failed");
             }
         }
-        Ok(info)
+        Ok(Committed {
+            info,
+            withheld_deletes,
+        })
     }
 
     /// Rebuilds a table's in-memory part (commit metadata, a keyed table's current rows)

@@ -371,6 +371,19 @@ impl Observer {
         self.log(source, Utc::now(), "WARN", message);
     }
 
+    /// A complete snapshot lacked more of a keyed table's rows than `max_delete_ratio`
+    /// allows: its upserts were stored, its deletes withheld.
+    pub fn deletes_withheld(&self, source: &SourceId, withheld: usize, rows: usize, ratio: f64) {
+        let message = format!(
+            "the poll's list lacks {withheld} of the table's {rows} rows, more than \
+             max_delete_ratio ({ratio}) allows: they are kept, not deleted (a list that \
+             suddenly lacks most rows is usually a broken response). If the API really \
+             dropped them, raise max_delete_ratio (1 lets a snapshot delete every row)"
+        );
+        tracing::warn!(table = %source.labels.table, "{message}");
+        self.log(source, Utc::now(), "WARN", message);
+    }
+
     /// The source's task panicked; it is restarted from the saved state.
     pub fn task_panicked(&self, source: &SourceId, message: &str, restart_in: Duration) {
         let message = format!(

@@ -27,11 +27,12 @@ use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
 use crate::identity::{PollIdentity, SavedState};
+use crate::keyed::Snapshot;
 use crate::observe::SourceId;
 use crate::status::{RunState, SourceStatus};
 use crate::store::DeadLetterRow;
 use crate::tables::TableRef;
-use crate::{Engine, EngineError};
+use crate::{Committed, Engine, EngineError};
 
 /// Everything one source task needs.
 pub(crate) struct SourceTask {
@@ -188,10 +189,29 @@ impl SourceTask {
         let state_bytes = serde_json::to_vec(&saved).expect("source state serializes");
         match self
             .engine
-            .commit(&self.table, batch, output.complete, Some(state_bytes), dead)
+            .commit(
+                &self.table,
+                batch,
+                output.complete.then_some(Snapshot {
+                    max_delete_ratio: self.source.config().max_delete_ratio,
+                }),
+                Some(state_bytes),
+                dead,
+            )
             .await
         {
-            Ok(info) => {
+            Ok(Committed {
+                info,
+                withheld_deletes,
+            }) => {
+                if withheld_deletes > 0 {
+                    self.engine.observer.deletes_withheld(
+                        &self.id,
+                        withheld_deletes,
+                        self.table.keyed_len(),
+                        self.source.config().max_delete_ratio,
+                    );
+                }
                 *state = saved.source;
                 let records = info.map_or(0, |i| i.records);
                 let note = if output.not_modified {

@@ -17,7 +17,7 @@ use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 
 use crate::catalog::TableDef;
-use crate::keyed::KeyedRows;
+use crate::keyed::{Diff, KeyedRows, Snapshot};
 use crate::store::CommitInfo;
 
 /// A table: definition, schema, commit metadata and (keyed) current rows.
@@ -71,14 +71,17 @@ impl TableData {
     pub fn changes_for(
         &self,
         incoming: RecordBatch,
-        complete: bool,
-    ) -> Result<Option<RecordBatch>, ArrowError> {
+        snapshot: Option<Snapshot>,
+    ) -> Result<Diff, ArrowError> {
         match &self.keyed {
-            None => Ok((incoming.num_rows() > 0).then_some(incoming)),
+            None => Ok(Diff {
+                changes: (incoming.num_rows() > 0).then_some(incoming),
+                withheld_deletes: 0,
+            }),
             Some(rows) => rows
                 .lock()
                 .expect("keyed rows lock")
-                .diff(&incoming, complete),
+                .diff(&incoming, snapshot),
         }
     }
 
@@ -112,6 +115,13 @@ impl TableData {
         }
         *self.commits.write().expect("commits lock") = commits;
         Ok(())
+    }
+
+    /// How many keys a keyed table holds (0 for an append-only table).
+    pub fn keyed_len(&self) -> usize {
+        self.keyed
+            .as_ref()
+            .map_or(0, |rows| rows.lock().expect("keyed rows lock").len())
     }
 
     /// A keyed table's current rows; `None` for an append-only table (its rows are read
