@@ -7,6 +7,7 @@ mod api;
 mod check;
 mod commands;
 mod crash;
+mod credentials;
 mod observe;
 mod options;
 mod pipelines;
