@@ -313,8 +313,9 @@ async fn redirects_follow_http_method_rules_and_loops_fail_clearly() {
         received(&other, "/secretbody").await.is_empty(),
         "a body holding a secret was sent to another origin"
     );
+    // A redirect back to itself is a loop at once; any chain stops after 10 redirects.
     let loops = received(&api, "/loop").await.len();
-    assert!((2..=11).contains(&loops), "{loops} requests for one loop");
+    assert!((1..=11).contains(&loops), "{loops} requests for one loop");
 }
 
 #[tokio::test]
