@@ -541,3 +541,54 @@ async fn non_idempotent_requests_retry_a_timeout_only_when_opted_in() {
         .await;
     assert_eq!(int(&metrics[0]["n"]), 1, "{metrics:?}");
 }
+
+#[tokio::test]
+async fn test_connection_follows_redirects_and_oauth2_token_urls_stay_redacted() {
+    let api = MockServer::start().await;
+    let other = MockServer::start().await;
+    mount_token_endpoint(&api).await;
+    Mock::given(path("/moved"))
+        .respond_with(
+            ResponseTemplate::new(308)
+                .insert_header("Location", format!("{}/data?k=1", other.uri()).as_str()),
+        )
+        .mount(&api)
+        .await;
+    Mock::given(path("/data"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{"id": 7}])))
+        .mount(&other)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(
+        dir.path(),
+        "p.sql",
+        &format!(
+            "CREATE TABLE t (id INT) WITH (connector = 'polling_http', endpoint = '{api}/moved',
+                auth_type = 'oauth2', client_id = 'cid', client_secret = 'csecret-2a7b',
+                token_url = '{api}/token?client_key=${{TOKEN_KEY}}');",
+            api = api.uri()
+        ),
+    );
+    let out = std::process::Command::new(crate::harness::siphon_bin())
+        .arg("test-connection")
+        .arg(&file)
+        .env("TOKEN_KEY", "token-key-5e8a")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("result:       ok") && stdout.contains("| 7"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("client_key=***") && !stdout.contains("token-key-5e8a"),
+        "{stdout}"
+    );
+    let got = received(&other, "/data").await;
+    assert!(
+        !header_text(&got[0]).contains(OAUTH_TOKEN),
+        "the token followed the redirect"
+    );
+}

@@ -270,4 +270,63 @@ mod tests {
             "{error}"
         );
     }
+
+    #[tokio::test]
+    async fn a_long_chain_or_a_loop_is_a_redirect_loop_and_a_short_chain_arrives() {
+        use wiremock::{Mock, MockServer, ResponseTemplate, matchers::path_regex};
+        let api = MockServer::start().await;
+        // /hop/N redirects to /hop/N+1; /hop/3 of the short chain ends it.
+        Mock::given(path_regex(r"^/hop/\d+$"))
+            .respond_with(|req: &wiremock::Request| {
+                let n: u32 = req.url.path().rsplit('/').next().unwrap().parse().unwrap();
+                ResponseTemplate::new(302).insert_header("location", format!("/hop/{}", n + 1))
+            })
+            .mount(&api)
+            .await;
+        Mock::given(path_regex(r"^/a$"))
+            .respond_with(ResponseTemplate::new(307).insert_header("location", "/b"))
+            .mount(&api)
+            .await;
+        Mock::given(path_regex(r"^/b$"))
+            .respond_with(ResponseTemplate::new(307).insert_header("location", "/a"))
+            .mount(&api)
+            .await;
+        Mock::given(path_regex(r"^/end$"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("here"))
+            .mount(&api)
+            .await;
+        Mock::given(path_regex(r"^/short$"))
+            .respond_with(ResponseTemplate::new(303).insert_header("location", "/end"))
+            .mount(&api)
+            .await;
+        let client = crate::source::http_client();
+        let redactor = Redactor::default();
+        let secrets = Secrets {
+            redactor: &redactor,
+            headers: &[],
+        };
+        let get = |p: &str| {
+            Request::new(
+                Method::GET,
+                Url::parse(&format!("{}{p}", api.uri())).unwrap(),
+            )
+        };
+        match send(&client, get("/hop/0"), secrets).await {
+            Err(SendError::Redirect(e @ RedirectError::TooMany)) => assert!(e.is_loop()),
+            other => panic!("{:?}", other.map(|r| r.status())),
+        }
+        let hops = api.received_requests().await.unwrap().len();
+        assert_eq!(
+            hops,
+            MAX_REDIRECTS + 1,
+            "the first request and 10 redirects"
+        );
+        match send(&client, get("/a"), secrets).await {
+            Err(SendError::Redirect(e @ RedirectError::Loop)) => assert!(e.is_loop()),
+            other => panic!("{:?}", other.map(|r| r.status())),
+        }
+        let response = send(&client, get("/short"), secrets).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.url().path(), "/end");
+    }
 }
