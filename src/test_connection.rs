@@ -151,7 +151,8 @@ async fn test_table(
     if let Some(endpoint) = endpoint_as_written(def, catalog) {
         println!("  endpoint:     {}", redact(endpoint));
     }
-    println!("  auth:         {}", auth_kind(&config.auth));
+    // The token URL may hold a secret (a `${NAME}` value, a credential parameter).
+    println!("  auth:         {}", redact(&auth_kind(&config.auth)));
     let _ = std::io::stdout().flush();
 
     let shared = SharedResources::for_config(config, client);

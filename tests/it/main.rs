@@ -8,6 +8,7 @@ mod check;
 mod commands;
 mod completeness;
 mod crash;
+mod credentials;
 mod observe;
 mod options;
 mod pipelines;

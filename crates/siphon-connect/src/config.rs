@@ -12,7 +12,9 @@ use crate::decode::Format;
 use crate::oauth2::OAuth2Config;
 use crate::pagination::{CompiledPagination, DEFAULT_MAX_PAGES, Pagination};
 use crate::resilience::RetryPolicy;
-use crate::secret::{Redactor, Secret, is_secret_header};
+use crate::secret::{
+    Redactor, SECRET_OPTIONS, Secret, is_secret_header, is_secret_param, url_secrets,
+};
 use crate::template::{RequestVar, Template, TimeFormat};
 
 /// Every option a `polling_http_source` connection or table may carry (besides the
@@ -73,6 +75,7 @@ pub const OPTION_NAMES: &[&str] = &[
     "retry_backoff_ms",
     "retry_multiplier",
     "retry_on_status",
+    "retry_non_idempotent",
     "circuit_breaker_enabled",
     "circuit_breaker_threshold",
     "circuit_breaker_timeout_ms",
@@ -266,7 +269,85 @@ pub struct PollingConfig {
 
 /// Binds merged option text to a configuration, or lists everything wrong with it.
 /// Unknown option names are the caller's to report (it knows the table-only options).
+/// Same as [`bind_with_env`] with no value substituted from the environment.
 pub fn bind(options: &BTreeMap<String, String>) -> Result<PollingConfig, Vec<OptionError>> {
+    bind_with_env(options, &[])
+}
+
+/// Binds merged option text in which `substituted` are the values that came from
+/// `${NAME}` / `{{ NAME }}`: those are secrets like any credential (see
+/// [`option_secrets`]). Error messages are redacted: they may quote option text.
+pub fn bind_with_env(
+    options: &BTreeMap<String, String>,
+    substituted: &[String],
+) -> Result<PollingConfig, Vec<OptionError>> {
+    let redactor = option_secrets(options, substituted);
+    bind_options(options, redactor.clone()).map_err(|errors| {
+        errors
+            .into_iter()
+            .map(|e| OptionError {
+                option: e.option,
+                message: redactor.redact(&e.message),
+            })
+            .collect()
+    })
+}
+
+/// Every secret in a source's options (after substitution), for scrubbing text and for
+/// stripping requests to another origin: the values of `password`, `token`, `api_key`
+/// and `client_secret` (and the Basic credential they make); the value of every
+/// credential header in `headers`, and the credential after its scheme on its own; the
+/// values of query parameters named like credentials, in `query_params`, `endpoint` or
+/// `token_url`, and the password of a URL's user info; and every value in `substituted`
+/// (what `${NAME}` / `{{ NAME }}` brought in).
+pub fn option_secrets(options: &BTreeMap<String, String>, substituted: &[String]) -> Redactor {
+    use base64::Engine as _;
+    let mut redactor = Redactor::default();
+    for value in substituted {
+        redactor.add(value);
+    }
+    for key in SECRET_OPTIONS {
+        if let Some(value) = options.get(*key) {
+            redactor.add(value);
+        }
+    }
+    if let (Some(user), Some(password)) = (options.get("username"), options.get("password")) {
+        let pair = format!("{user}:{password}");
+        redactor.add(&base64::engine::general_purpose::STANDARD.encode(&pair));
+        redactor.add(&pair);
+    }
+    if let Some(Ok(pairs)) = options.get("headers").map(|h| parse_headers(h)) {
+        for (name, value) in pairs {
+            if is_secret_header(&name) {
+                redactor.add_credential(&value);
+            }
+        }
+    }
+    if let Some(Ok(pairs)) = options
+        .get("query_params")
+        .map(|q| parse_json_object("query_params", q))
+    {
+        for (name, value) in pairs {
+            // A request variable is filled per request: its text is no secret.
+            if is_secret_param(&name) && !value.contains("${") {
+                redactor.add(&value);
+            }
+        }
+    }
+    for key in ["endpoint", "token_url"] {
+        for value in options.get(key).map(|u| url_secrets(u)).unwrap_or_default() {
+            if !value.contains("${") {
+                redactor.add(&value);
+            }
+        }
+    }
+    redactor
+}
+
+fn bind_options(
+    options: &BTreeMap<String, String>,
+    redactor: Redactor,
+) -> Result<PollingConfig, Vec<OptionError>> {
     let mut b = Binder {
         options,
         errors: Vec::new(),
@@ -320,18 +401,12 @@ pub fn bind(options: &BTreeMap<String, String>) -> Result<PollingConfig, Vec<Opt
         },
     };
 
-    let mut redactor = Redactor::default();
     let headers = match b.text("headers") {
         None => Vec::new(),
         Some(text) => match parse_headers(text) {
             Ok(pairs) => pairs
                 .into_iter()
-                .filter_map(|(k, v)| {
-                    if is_secret_header(&k) {
-                        redactor.add(&v);
-                    }
-                    b.template("headers", &v).map(|t| (k, t))
-                })
+                .filter_map(|(k, v)| b.template("headers", &v).map(|t| (k, t)))
                 .collect(),
             Err(e) => {
                 b.error("headers", e);
@@ -381,7 +456,7 @@ pub fn bind(options: &BTreeMap<String, String>) -> Result<PollingConfig, Vec<Opt
         }),
     };
 
-    let auth = bind_auth(&mut b, &mut redactor);
+    let auth = bind_auth(&mut b);
 
     let format = match b.text("format").map(|f| f.to_ascii_lowercase()) {
         None => Format::Json {
@@ -451,7 +526,7 @@ pub fn bind(options: &BTreeMap<String, String>) -> Result<PollingConfig, Vec<Opt
         }
     }
     let state = bind_state(&mut b);
-    let retry = bind_retry(&mut b);
+    let retry = bind_retry(&mut b, method);
     let rate_limit = match options.get("rate_limit_requests") {
         Some(_) => Some(RateLimit {
             requests: b.number("rate_limit_requests", 1, 1, u32::MAX),
@@ -544,14 +619,11 @@ pub fn bind(options: &BTreeMap<String, String>) -> Result<PollingConfig, Vec<Opt
     }
 }
 
-fn bind_auth(b: &mut Binder<'_>, redactor: &mut Redactor) -> Auth {
+fn bind_auth(b: &mut Binder<'_>) -> Auth {
     let kind = b.text("auth_type").unwrap_or("none").to_ascii_lowercase();
-    let mut secret = |b: &mut Binder<'_>, key: &str, needed_by: &str| -> Secret {
+    let secret = |b: &mut Binder<'_>, key: &str, needed_by: &str| -> Secret {
         match b.text(key) {
-            Some(v) if !v.is_empty() => {
-                redactor.add(v);
-                Secret::new(v)
-            }
+            Some(v) if !v.is_empty() => Secret::new(v),
             _ => {
                 b.error(key, format!("missing: auth_type = '{needed_by}' needs it"));
                 Secret::new("")
@@ -818,8 +890,11 @@ fn bind_state(b: &mut Binder<'_>) -> Option<StateConfig> {
     })
 }
 
-fn bind_retry(b: &mut Binder<'_>) -> RetryPolicy {
+fn bind_retry(b: &mut Binder<'_>, method: Method) -> RetryPolicy {
     let mut policy = RetryPolicy::default();
+    // A timeout or a broken exchange may have reached the server: repeating a request
+    // with side effects is the user's call.
+    policy.retry_uncertain = b.flag("retry_non_idempotent", false) || method == Method::Get;
     policy.max_retries = b.number("max_retries", policy.max_retries, 0, 100);
     policy.backoff =
         Duration::from_millis(b.millis("retry_backoff_ms", policy.backoff.as_millis() as u64, 0));
@@ -1364,5 +1439,70 @@ mod tests {
         let errs = bind(&opts(&[("endpoint", "http://h/"), ("token", "abcdef")])).unwrap_err();
         assert_eq!(errs[0].option, "token");
         assert!(errs[0].message.contains("auth_type = 'none'"));
+    }
+
+    #[test]
+    fn non_idempotent_methods_retry_uncertain_failures_only_when_opted_in() {
+        let retry = |pairs: &[(&str, &str)]| {
+            let mut all = vec![("endpoint", "http://h/")];
+            all.extend_from_slice(pairs);
+            bind(&opts(&all)).unwrap().retry.retry_uncertain
+        };
+        assert!(retry(&[]), "GET");
+        for verb in ["POST", "put", "PATCH", "DELETE"] {
+            assert!(!retry(&[("method", verb)]), "{verb}");
+            assert!(
+                retry(&[("method", verb), ("retry_non_idempotent", "true")]),
+                "{verb}"
+            );
+        }
+        let errs = bind(&opts(&[
+            ("endpoint", "http://h/"),
+            ("retry_non_idempotent", "maybe"),
+        ]))
+        .unwrap_err();
+        assert_eq!(errs[0].option, "retry_non_idempotent");
+    }
+
+    #[test]
+    fn every_kind_of_secret_is_known_to_the_redactor() {
+        let c = bind_with_env(
+            &opts(&[
+                ("endpoint", "https://me:url-pass@example.com/a?signature=sig-1234&page=2"),
+                (
+                    "headers",
+                    r#"{"Authorization": "Token scheme-cred-1", "X-Tenant": "from-env-1", "Accept": "text/csv"}"#,
+                ),
+                ("query_params", r#"{"appid": "app-1234", "limit": "5000", "token": "${page}"}"#),
+                ("auth_type", "basic"),
+                ("username", "user"),
+                ("password", "pw-1234"),
+            ]),
+            &["from-env-1".to_string()],
+        )
+        .unwrap();
+        let text = "scheme-cred-1 from-env-1 app-1234 sig-1234 url-pass pw-1234 dXNlcjpwdy0xMjM0 text/csv 5000 ${page}";
+        assert_eq!(
+            c.redactor.redact(text),
+            "*** *** *** *** *** *** *** text/csv 5000 ${page}"
+        );
+    }
+
+    #[test]
+    fn option_errors_never_quote_a_secret() {
+        let errs = bind_with_env(
+            &opts(&[
+                ("endpoint", "ftp://h/x?api_key=lit-key-1234"),
+                ("interval_ms", "env-value-1234"),
+            ]),
+            &["env-value-1234".to_string()],
+        )
+        .unwrap_err();
+        let text = format!("{errs:?}");
+        assert!(
+            !text.contains("lit-key-1234") && !text.contains("env-value-1234"),
+            "{text}"
+        );
+        assert!(text.contains("endpoint") && text.contains("interval_ms") && text.contains("***"));
     }
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod decode;
 pub mod oauth2;
 pub mod pagination;
+pub mod redirect;
 pub mod resilience;
 pub mod schema;
 pub mod secret;

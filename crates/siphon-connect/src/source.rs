@@ -41,6 +41,7 @@ use crate::oauth2::TokenProvider;
 use crate::pagination::{PageRequest, PageWalk, PaginationError, Step};
 use crate::resilience::{CircuitBreaker, CircuitState, Decision, Outcome, RateLimiter, headers};
 use crate::schema::RecordSchema;
+use crate::secret::is_secret_header;
 use crate::state::{self, StateError};
 use crate::template::{Escape, RequestContext};
 
@@ -416,11 +417,14 @@ pub fn check_source(
     Ok(RecordDecoder::new(schema, config.format.clone())?)
 }
 
-/// The shared HTTP client: one connection pool for every source of a process.
+/// The shared HTTP client: one connection pool for every source of a process. It follows
+/// no redirect itself: its users follow them with [`crate::redirect::send`], which strips
+/// every secret from a hop to another origin (reqwest would strip only `Authorization` and
+/// `Cookie`).
 pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .user_agent(concat!("siphon/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::limited(10))
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(10))
         .pool_idle_timeout(Duration::from_secs(90))
         .build()
@@ -508,6 +512,7 @@ struct Fetched {
 
 enum FetchError {
     Transport(reqwest::Error),
+    Redirect(crate::redirect::RedirectError),
     TooLarge,
 }
 
@@ -520,6 +525,10 @@ impl PollingSource {
         shared: SharedResources,
     ) -> Result<Self, SourceBuildError> {
         let decoder = check_source(&config, schema)?;
+        if let Some(tokens) = &shared.tokens {
+            // The connection's tokens are secrets of every table that polls through it.
+            tokens.share_tokens_with(config.redactor.learner());
+        }
         Ok(PollingSource {
             breaker: config
                 .circuit_breaker
@@ -820,11 +829,16 @@ impl PollingSource {
             }
         }
         // Credentials go only to the endpoint's own origin, never to a host a server's
-        // next link names.
+        // next link names: no auth, no credential header, no header holding a secret.
         let same_origin = reqwest::Url::parse(&endpoint).is_ok_and(|e| e.origin() == url.origin());
+        let url_text = c.redactor.redact(url.as_str());
         let mut builder = self.client.request(c.method.as_reqwest(), url);
         for (name, value) in &c.headers {
-            builder = builder.header(name, value.render(ctx, tf, Escape::None));
+            let value = value.render(ctx, tf, Escape::None);
+            if !same_origin && (is_secret_header(name) || c.redactor.reveals(&value)) {
+                continue;
+            }
+            builder = builder.header(name, value);
         }
         if same_origin {
             match &c.auth {
@@ -870,14 +884,22 @@ impl PollingSource {
                 builder = builder.header(reqwest::header::CONTENT_TYPE, "application/json");
             }
         }
-        let mut request = builder.build().map_err(|e| PollError::Transport {
+        let request = builder.build().map_err(|e| PollError::Transport {
             url: self.config.redactor.redact(&endpoint),
             kind: TransportKind::of(&e),
             message: self.config.redactor.redact(&e.to_string()),
             requests: requests.to_vec(),
         })?;
-        if !same_origin {
-            request.headers_mut().remove(reqwest::header::AUTHORIZATION);
+        if !same_origin
+            && let Some(body) = request.body().and_then(|b| b.as_bytes())
+            && c.redactor.reveals(&String::from_utf8_lossy(body))
+        {
+            return Err(PollError::Transport {
+                url: url_text,
+                kind: TransportKind::Other,
+                message: "not sending the request body to another origin (a next link's): it holds a secret, and secrets are sent only to the endpoint's origin".into(),
+                requests: requests.to_vec(),
+            });
         }
         Ok((request, same_origin))
     }
@@ -942,7 +964,21 @@ impl PollingSource {
 
             let (outcome, headers) = match &result {
                 Err(_) => (Outcome::Timeout, None),
+                // No connection was made: the request never reached the server.
+                Ok(Err(FetchError::Transport(e))) if e.is_connect() => (Outcome::Unsent, None),
                 Ok(Err(FetchError::Transport(e))) if e.is_timeout() => (Outcome::Timeout, None),
+                Ok(Err(FetchError::Redirect(e))) => {
+                    return Err(PollError::Transport {
+                        url,
+                        kind: if e.is_loop() {
+                            TransportKind::RedirectLoop
+                        } else {
+                            TransportKind::Other
+                        },
+                        message: c.redactor.redact(&e.to_string()),
+                        requests: requests.clone(),
+                    });
+                }
                 Ok(Err(FetchError::Transport(e))) if is_redirect_failure(e) => {
                     return Err(PollError::Transport {
                         url,
@@ -1012,7 +1048,9 @@ impl PollingSource {
                             message: c.redactor.redact(&error_chain(&e)),
                             requests: requests.clone(),
                         },
-                        Ok(Err(FetchError::TooLarge)) => unreachable!("returned above"),
+                        Ok(Err(FetchError::TooLarge | FetchError::Redirect(_))) => {
+                            unreachable!("returned above")
+                        }
                         Ok(Ok(f)) => PollError::Status {
                             url,
                             status: f.status,
@@ -1031,11 +1069,20 @@ impl PollingSource {
         record: &mut RequestRecord,
     ) -> Result<Fetched, FetchError> {
         let limit = self.config.max_response_bytes;
-        let mut response = self
-            .client
-            .execute(request)
+        let api_key_header = match &self.config.auth {
+            Auth::ApiKey { header, .. } => Some(header.as_str()),
+            _ => None,
+        };
+        let secrets = crate::redirect::Secrets {
+            redactor: &self.config.redactor,
+            headers: api_key_header.as_slice(),
+        };
+        let mut response = crate::redirect::send(&self.client, request, secrets)
             .await
-            .map_err(FetchError::Transport)?;
+            .map_err(|e| match e {
+                crate::redirect::SendError::Transport(e) => FetchError::Transport(e),
+                crate::redirect::SendError::Redirect(e) => FetchError::Redirect(e),
+            })?;
         let status = response.status().as_u16();
         record.status = Some(status);
         // A declared length over the limit is refused before reading. Compressed bodies

@@ -16,6 +16,8 @@
 //! * `$${NAME}` is an escape for a literal `${NAME}`. When `NAME` is kept, the escape is
 //!   left as `$${NAME}` so that the per-request layer, which sees `${...}` again, can
 //!   apply the same escape.
+//! * Every value substituted from the environment counts as a secret:
+//!   [`substitute_env_with_values`] returns them for the caller's redactor.
 
 /// An error substituting variables into a value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -132,6 +134,29 @@ pub fn substitute_env(
     lookup: &dyn Fn(&str) -> Option<String>,
     keep: &[&str],
 ) -> Result<String, EnvError> {
+    substitute_env_with_values(value, lookup, keep).map(|(text, _)| text)
+}
+
+/// Like [`substitute_env`], and also returns every value substituted from the
+/// environment (each once, in order of first use): the caller treats them as secrets.
+///
+/// ```
+/// use siphon_ddl::env::substitute_env_with_values;
+/// let env = |n: &str| (n == "TOKEN").then(|| "s3cret".to_string());
+/// let (text, values) =
+///     substitute_env_with_values("Bearer {{ TOKEN }} ${page}", &env, &["page"]).unwrap();
+/// assert_eq!(text, "Bearer s3cret ${page}");
+/// assert_eq!(values, ["s3cret"]);
+/// ```
+///
+/// # Errors
+/// [`EnvError::Missing`] for the first referenced variable that `lookup` does not know.
+pub fn substitute_env_with_values(
+    value: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    keep: &[&str],
+) -> Result<(String, Vec<String>), EnvError> {
+    let mut values: Vec<String> = Vec::new();
     let mut out = String::with_capacity(value.len());
     for seg in segments(value) {
         match seg {
@@ -142,7 +167,12 @@ pub fn substitute_env(
                 out.push('}');
             }
             Segment::Var(name) => match lookup(name) {
-                Some(v) => out.push_str(&v),
+                Some(v) => {
+                    out.push_str(&v);
+                    if !values.contains(&v) {
+                        values.push(v);
+                    }
+                }
                 None => {
                     return Err(EnvError::Missing {
                         name: name.to_string(),
@@ -157,7 +187,7 @@ pub fn substitute_env(
             }
         }
     }
-    Ok(out)
+    Ok((out, values))
 }
 
 /// The names `value` refers to with `${NAME}` or `{{ NAME }}`, each once, in order of
@@ -284,6 +314,25 @@ mod tests {
     #[test]
     fn unicode_text_is_preserved() {
         assert_eq!(sub("é ${HOST} ü").unwrap(), "é api.example.com ü");
+    }
+
+    #[test]
+    fn substituted_values_are_listed_for_redaction() {
+        let (text, values) = substitute_env_with_values(
+            "${API_TOKEN}@{{ HOST }}/${page}?t=${API_TOKEN}&e=${EMPTY}&x=$${HOST}",
+            &env,
+            KEEP,
+        )
+        .unwrap();
+        assert_eq!(
+            text,
+            "tok-123@api.example.com/${page}?t=tok-123&e=&x=${HOST}"
+        );
+        assert_eq!(values, ["tok-123", "api.example.com", ""]);
+        assert_eq!(
+            substitute_env_with_values("plain", &env, KEEP).unwrap(),
+            ("plain".to_string(), Vec::new())
+        );
     }
 
     #[test]

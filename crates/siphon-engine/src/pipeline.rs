@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
-use siphon_connect::config::{OPTION_NAMES, PollingConfig, bind};
+use siphon_connect::config::{OPTION_NAMES, PollingConfig, bind_with_env};
 use siphon_connect::decode::Format;
 use siphon_connect::schema::{Column, ColumnType};
 use siphon_connect::source::check_source;
@@ -577,10 +577,11 @@ impl LoadContext {
             for (k, v) in &table.options {
                 merged.insert(k.clone(), (v.clone(), &table_origin));
             }
-            let Some(resolved) = resolve_env(&merged, env, &mut self.errors) else {
+            let Some((resolved, substituted)) = resolve_env(&merged, env, &mut self.errors) else {
                 continue;
             };
-            match bind(&resolved) {
+            // Errors from binding are redacted there: they may quote option text.
+            match bind_with_env(&resolved, &substituted) {
                 Ok(config) => {
                     if let Err(e) = check_source(&config, Arc::new(table.schema())) {
                         let option = match (&config.format, e.option) {
@@ -588,7 +589,8 @@ impl LoadContext {
                             (_, option) => option,
                         };
                         let origin = merged.get(option).map(|(_, o)| *o).unwrap_or(&table_origin);
-                        self.errors.push(origin.error(Some(option), e.message));
+                        let message = config.redactor.redact(&e.message);
+                        self.errors.push(origin.error(Some(option), message));
                         continue;
                     }
                     sources.insert(table.name.clone(), Arc::new(config));
@@ -625,13 +627,14 @@ impl LoadContext {
                 .iter()
                 .map(|(k, v)| (k.clone(), (v.clone(), &origin)))
                 .collect();
-            let Some(mut resolved) = resolve_env(&merged, env, &mut self.errors) else {
+            let Some((mut resolved, substituted)) = resolve_env(&merged, env, &mut self.errors)
+            else {
                 continue;
             };
             resolved
                 .entry("endpoint".into())
                 .or_insert_with(|| "http://placeholder.invalid/".into());
-            if let Err(errors) = bind(&resolved) {
+            if let Err(errors) = bind_with_env(&resolved, &substituted) {
                 for e in errors {
                     self.errors.push(origin.error(Some(&e.option), e.message));
                 }
@@ -641,17 +644,21 @@ impl LoadContext {
     }
 }
 
+/// The merged options with `${NAME}` resolved, and every value substituted from the
+/// environment (secrets, for the source's redactor).
 fn resolve_env(
     merged: &BTreeMap<String, (String, &Origin)>,
     env: &dyn Fn(&str) -> Option<String>,
     errors: &mut Vec<LoadError>,
-) -> Option<BTreeMap<String, String>> {
+) -> Option<(BTreeMap<String, String>, Vec<String>)> {
     let mut resolved = BTreeMap::new();
+    let mut substituted = Vec::new();
     let mut ok = true;
     for (key, (value, origin)) in merged {
-        match siphon_ddl::substitute_env(value, env, RequestVar::NAMES) {
-            Ok(v) => {
+        match siphon_ddl::env::substitute_env_with_values(value, env, RequestVar::NAMES) {
+            Ok((v, values)) => {
                 resolved.insert(key.clone(), v);
+                substituted.extend(values);
             }
             Err(e) => {
                 errors.push(origin.error(Some(key), e.to_string()));
@@ -659,7 +666,7 @@ fn resolve_env(
             }
         }
     }
-    ok.then_some(resolved)
+    ok.then_some((resolved, substituted))
 }
 
 /// What differs between two definitions of a table, for the replace note. Option values

@@ -5,7 +5,12 @@
 //! request (N tables asking at once cause one request, not N), the client-authentication
 //! method the token endpoint accepted, and a [`Redactor`] that knows the client secret and
 //! the tokens issued, so that no error message can leak them even when a token endpoint
-//! echoes what it was sent.
+//! echoes what it was sent. Every table of the connection learns each issued token too
+//! ([`TokenProvider::share_tokens_with`]), so its own messages are scrubbed of it.
+//!
+//! The token request follows redirects through [`crate::redirect::send`]: a hop to another
+//! origin loses the Basic client credentials, and is refused when the form body carries
+//! the client secret.
 //!
 //! Chosen behaviours, where RFC 6749 leaves room:
 //! * Client authentication starts with HTTP Basic (§2.3.1, the method servers must
@@ -32,7 +37,7 @@ use base64::Engine as _;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use tokio::time::Instant;
 
-use crate::secret::{Redactor, Secret};
+use crate::secret::{LearntSecrets, Redactor, Secret};
 
 mod response;
 #[cfg(test)]
@@ -182,6 +187,8 @@ struct Inner {
     /// The latest issued tokens, scrubbed from messages.
     recent_tokens: VecDeque<Secret>,
     redactor: Redactor,
+    /// The redactors of the tables polling with these tokens.
+    learners: Vec<LearntSecrets>,
 }
 
 impl Inner {
@@ -241,6 +248,7 @@ impl TokenProvider {
                 last_error: None,
                 recent_tokens: VecDeque::new(),
                 redactor: Redactor::default(),
+                learners: Vec::new(),
             }),
             flight: tokio::sync::Mutex::new(()),
             fetches: AtomicU64::new(0),
@@ -314,6 +322,8 @@ impl TokenProvider {
                 inner.recent_tokens.push_front(fetched.token.clone());
                 inner.recent_tokens.truncate(REMEMBERED_TOKENS);
                 inner.redactor = self.build_redactor(&inner.recent_tokens);
+                let tokens: Vec<Secret> = inner.recent_tokens.iter().cloned().collect();
+                inner.learners.retain(|learner| learner.set(&tokens));
                 Ok(fetched.token)
             }
             Err(error) => {
@@ -344,6 +354,18 @@ impl TokenProvider {
                 "OAuth2 access token rejected; the next request fetches a new one"
             );
             inner.cached = None;
+        }
+    }
+
+    /// Makes every token this provider issues (the latest few, as here) a secret of the
+    /// redactor behind `learner`: a table's messages are scrubbed of the connection's
+    /// tokens, whichever table's poll fetched them. Learners whose redactor is gone are
+    /// dropped at the next fetch.
+    pub fn share_tokens_with(&self, learner: LearntSecrets) {
+        let mut inner = self.lock();
+        let tokens: Vec<Secret> = inner.recent_tokens.iter().cloned().collect();
+        if learner.set(&tokens) {
+            inner.learners.push(learner);
         }
     }
 
@@ -463,7 +485,22 @@ impl TokenProvider {
                 }
             }
         };
-        let mut response = builder.send().await.map_err(transport)?;
+        let request = builder.build().map_err(transport)?;
+        let redactor = self.lock().redactor.clone();
+        let secrets = crate::redirect::Secrets {
+            redactor: &redactor,
+            headers: &[],
+        };
+        let mut response = match crate::redirect::send(&self.client, request, secrets).await {
+            Ok(response) => response,
+            Err(crate::redirect::SendError::Transport(e)) => return Err(transport(e)),
+            Err(crate::redirect::SendError::Redirect(e)) => {
+                return Err(OAuth2Error::Transport {
+                    url: url_text,
+                    message: self.redact(&e.to_string()),
+                });
+            }
+        };
         let status = response.status().as_u16();
         let content_type = response
             .headers()

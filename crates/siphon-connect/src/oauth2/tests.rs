@@ -621,3 +621,88 @@ fn provider_is_send_and_sync() {
     );
     assert_send(&p.token());
 }
+
+#[tokio::test]
+async fn tokens_reach_every_linked_redactor() {
+    let server = server_with(tokens(json!(3600))).await;
+    let p = provider(&server, None);
+    let table_a = Redactor::default();
+    let table_b = Redactor::default();
+    p.share_tokens_with(table_a.learner());
+    p.share_tokens_with(table_b.learner());
+    let token = p.token().await.unwrap();
+    assert_eq!(token.expose(), "tok-1");
+    for r in [&table_a, &table_b] {
+        assert_eq!(r.redact("echoed tok-1"), "echoed ***");
+    }
+    // A table linked later learns the tokens already issued.
+    let table_c = Redactor::default();
+    p.share_tokens_with(table_c.learner());
+    assert_eq!(table_c.redact("tok-1"), "***");
+}
+
+#[tokio::test]
+async fn token_requests_follow_redirects_without_taking_credentials_elsewhere() {
+    // A same-origin redirect keeps the Basic credentials.
+    let server = server_with(tokens(json!(3600))).await;
+    Mock::given(path("/old-token"))
+        .respond_with(ResponseTemplate::new(308).insert_header("location", "/token"))
+        .mount(&server)
+        .await;
+    let config = |url: String| OAuth2Config {
+        token_url: url,
+        client_id: CLIENT_ID.into(),
+        client_secret: Secret::new(CLIENT_SECRET),
+        scope: None,
+    };
+    let p = TokenProvider::new(
+        config(format!("{}/old-token", server.uri())),
+        crate::source::http_client(),
+    );
+    assert_eq!(p.token().await.unwrap().expose(), "tok-1");
+    let at_token: Vec<Request> = requests(&server)
+        .await
+        .into_iter()
+        .filter(|r| r.url.path() == "/token")
+        .collect();
+    assert_eq!(
+        header(&at_token[0], "authorization"),
+        Some(format!("Basic {BASIC}").as_str())
+    );
+
+    // Another origin gets neither the Basic header nor (in the body) the secret.
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(seq(|_, _| ResponseTemplate::new(401)))
+        .mount(&elsewhere)
+        .await;
+    let home = MockServer::start().await;
+    let target = format!("{}/token", elsewhere.uri());
+    Mock::given(path("/token"))
+        .respond_with(ResponseTemplate::new(307).insert_header("location", target.as_str()))
+        .mount(&home)
+        .await;
+    let p = TokenProvider::new(
+        config(format!("{}/token", home.uri())),
+        crate::source::http_client(),
+    );
+    let error = p.token().await.unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("another origin") && !text.contains(CLIENT_SECRET),
+        "{text}"
+    );
+    let got = requests(&elsewhere).await;
+    assert_eq!(
+        got.len(),
+        1,
+        "the Basic attempt went, the body attempt did not"
+    );
+    assert_eq!(header(&got[0], "authorization"), None);
+    assert!(
+        !String::from_utf8_lossy(&got[0].body).contains("client_secret"),
+        "{:?}",
+        form(&got[0])
+    );
+}

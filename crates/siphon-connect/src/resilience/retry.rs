@@ -6,9 +6,15 @@
 //! seeded or constant rng and the caller owns all sleeping.
 //!
 //! The rules, in one place:
-//! * Transport errors and timeouts are retried; a status is retried when it is in
-//!   `retry_on_status`, or when it is 429 and `retry_on_rate_limit` is set. Every other
-//!   status (400, 401, 403, 404, ...) is final, and so is [`Outcome::Success`].
+//! * A request that never reached the server ([`Outcome::Unsent`]: refused, DNS, TLS, a
+//!   connect timeout) is retried whatever its method. A timeout or a broken exchange may
+//!   have reached the server and acted there, so it is retried only when
+//!   `retry_uncertain` is set: always for GET, and for POST/PUT/PATCH/DELETE only with
+//!   `retry_non_idempotent = true`.
+//! * A status is retried when it is in `retry_on_status`, or when it is 429 and
+//!   `retry_on_rate_limit` is set, whatever the method: the server answered, so it decided
+//!   what happened. Every other status (400, 401, 403, 404, ...) is final, and so is
+//!   [`Outcome::Success`].
 //! * At most `max_retries` retries, so at most `max_retries + 1` attempts; a 429 retry counts
 //!   like any other.
 //! * Without a server-directed wait the delay is full jitter: uniform in
@@ -59,6 +65,11 @@ pub struct RetryPolicy {
     /// Cap of a server's `Retry-After` (default 1 h): a long wait is legitimate for a rate
     /// limit, but a hostile or broken server cannot park a source for days.
     pub max_retry_after: Duration,
+    /// Retry a timeout or a broken exchange ([`Outcome::Timeout`], [`Outcome::Transport`]),
+    /// after which the server may have acted on the request (default true). Binding sets
+    /// it false for POST/PUT/PATCH/DELETE unless `retry_non_idempotent = true`, so a
+    /// request with side effects is not repeated behind the user's back.
+    pub retry_uncertain: bool,
 }
 
 impl Default for RetryPolicy {
@@ -72,6 +83,7 @@ impl Default for RetryPolicy {
             retry_on_rate_limit: true,
             rate_limit_backoff: Duration::from_millis(5000),
             max_retry_after: Duration::from_secs(60 * 60),
+            retry_uncertain: true,
         }
     }
 }
@@ -83,8 +95,11 @@ pub enum Outcome {
     Success,
     /// The server answered with this non-success status.
     Status(u16),
-    /// The exchange broke: connection refused or reset, DNS failure, a body cut short.
+    /// The exchange broke after the request may have been sent: a reset, a body cut short.
     Transport,
+    /// No connection was made (refused, DNS, TLS, connect timeout): the request never
+    /// reached the server, so sending it again cannot repeat its effect.
+    Unsent,
     /// The request did not complete within `timeout_ms`.
     Timeout,
 }
@@ -151,7 +166,8 @@ impl RetryPolicy {
     pub fn is_retryable(&self, outcome: &Outcome) -> bool {
         match *outcome {
             Outcome::Success => false,
-            Outcome::Transport | Outcome::Timeout => true,
+            Outcome::Unsent => true,
+            Outcome::Transport | Outcome::Timeout => self.retry_uncertain,
             Outcome::Status(TOO_MANY_REQUESTS) if self.retry_on_rate_limit => true,
             Outcome::Status(status) => self.retry_on_status.contains(&status),
         }
@@ -505,6 +521,29 @@ mod tests {
             p.decide(0, &Outcome::Transport, None, &mut top),
             Decision::Retry(secs(1))
         );
+    }
+
+    #[test]
+    fn without_retry_uncertain_only_unsent_requests_and_listed_statuses_retry() {
+        let p = RetryPolicy {
+            retry_uncertain: false,
+            ..RetryPolicy::default()
+        };
+        let mut top = ConstRng(u64::MAX);
+        for outcome in [Outcome::Timeout, Outcome::Transport] {
+            assert_eq!(
+                p.decide(1, &outcome, None, &mut top),
+                Decision::GiveUp,
+                "{outcome:?}"
+            );
+        }
+        for outcome in [Outcome::Unsent, Outcome::Status(503), Outcome::Status(429)] {
+            assert!(
+                matches!(p.decide(1, &outcome, None, &mut top), Decision::Retry(_)),
+                "{outcome:?}"
+            );
+        }
+        assert!(RetryPolicy::default().retry_uncertain);
     }
 
     #[test]
