@@ -217,7 +217,7 @@ impl SourceTask {
                 let note = if output.not_modified {
                     Some("304 Not Modified".to_string())
                 } else {
-                    output.notes.first().cloned()
+                    (!output.notes.is_empty()).then(|| output.notes.join("; "))
                 };
                 self.engine.observer.poll_succeeded(
                     &self.id,
