@@ -11,6 +11,7 @@ mod observe;
 mod options;
 mod pipelines;
 mod polling;
+mod query;
 mod resilience;
 mod restart;
 mod seeds;
