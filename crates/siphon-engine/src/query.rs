@@ -867,11 +867,14 @@ mod tests {
             memory: DEFAULT_QUERY_MEMORY,
             timeout: Some(Duration::from_millis(300)),
         });
-        let e = error(
+        // Slow by construction (10^15 rows; the filter keeps statistics from answering).
+        let slow = error(
             &f.engine,
             "SELECT count(*) FROM range(1000000000000000) WHERE value % 7 = 3",
-        )
-        .await;
+        );
+        let e = tokio::time::timeout(Duration::from_secs(60), slow)
+            .await
+            .expect("the query timeout must cancel the query");
         assert_eq!(e.kind, QueryErrorKind::Timeout, "{e}");
         assert!(e.message.contains("--query-timeout"), "{e}");
         assert_eq!(ints(&f.engine, "SELECT 1").await, vec![1]);
