@@ -54,8 +54,16 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         dead_letter_max_rows: u64,
         /// Dead letters older than this are dropped (e.g. 7d, 12h, 30m).
-        #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "7d", value_parser = parse_duration)]
         dead_letter_max_age: std::time::Duration,
+        /// Memory all running queries may use together, e.g. 512MB, 2GiB (KB/MB/GB are
+        /// powers of 1000, KiB/MiB/GiB of 1024). A query past it fails; nothing spills.
+        #[arg(long, default_value = "512MiB", value_parser = parse_bytes, env = "SIPHON_QUERY_MEMORY")]
+        query_memory: usize,
+        /// How long one query may run, streaming its result included, e.g. 30s, 500ms,
+        /// 5m; 0 for no limit.
+        #[arg(long, default_value = "300s", value_parser = parse_duration, env = "SIPHON_QUERY_TIMEOUT")]
+        query_timeout: std::time::Duration,
     },
     /// Validate pipeline files without running them.
     Check {
@@ -124,6 +132,8 @@ fn main() -> ExitCode {
             history_per_source,
             dead_letter_max_rows,
             dead_letter_max_age,
+            query_memory,
+            query_timeout,
         } => {
             init_logging(log_format);
             let options = siphon_engine::EngineOptions {
@@ -131,6 +141,10 @@ fn main() -> ExitCode {
                 retention: siphon_engine::store::Retention {
                     dead_letters_per_table: dead_letter_max_rows.max(1),
                     dead_letter_max_age,
+                },
+                query_limits: siphon_engine::query::QueryLimits {
+                    memory: query_memory,
+                    timeout: (!query_timeout.is_zero()).then_some(query_timeout),
                 },
             };
             runtime.block_on(run(files, listen, data_dir, options))
@@ -148,6 +162,65 @@ fn main() -> ExitCode {
         } => runtime.block_on(test_connection::run(&files, &tables, rows)),
         Command::Status { server, json } => runtime.block_on(status_cmd::run(&server, json)),
     }
+}
+
+/// `512MB`, `2GiB`, `1048576`: a size in bytes.
+fn parse_bytes(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size: use e.g. 512MB, 2GiB or 1048576"))?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1e3,
+        "mb" | "m" => 1e6,
+        "gb" | "g" => 1e9,
+        "tb" | "t" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}`: use B, KB, MB, GB, KiB, MiB or GiB"
+            ));
+        }
+    };
+    let bytes = number * scale;
+    if !(1.0..=usize::MAX as f64).contains(&bytes) {
+        return Err(format!("`{text}` is out of range"));
+    }
+    Ok(bytes as usize)
+}
+
+/// `30s`, `500ms`, `5m`, `1h`, `0`: a duration.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration: use e.g. 30s, 500ms or 5m"))?;
+    let seconds = match unit.trim() {
+        "ms" => number / 1000.0,
+        "s" => number,
+        "m" | "min" => number * 60.0,
+        "h" => number * 3600.0,
+        "d" => number * 86400.0,
+        "" if number == 0.0 => 0.0,
+        other => {
+            return Err(format!(
+                "unknown duration unit `{other}`: use ms, s, m, h or d (e.g. 30s)"
+            ));
+        }
+    };
+    std::time::Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
 }
 
 fn init_logging(format: LogFormat) {
@@ -246,7 +319,7 @@ async fn run(
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    let state = siphon_server::AppState::new();
+    let state = siphon_server::AppState::new().listening_on(listen);
     let server = tokio::spawn({
         let app = siphon_server::app(state.clone());
         async move {
@@ -333,4 +406,26 @@ async fn shutdown_signal() {
         _ = terminate => {}
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_bytes, parse_duration};
+    use std::time::Duration;
+
+    #[test]
+    fn sizes_and_durations_parse() {
+        assert_eq!(parse_bytes("512MB"), Ok(512_000_000));
+        assert_eq!(parse_bytes("512MiB"), Ok(512 * 1024 * 1024));
+        assert_eq!(parse_bytes("1.5 GiB"), Ok(1024 * 1024 * 1536));
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert!(parse_bytes("12 parsecs").is_err());
+        assert!(parse_bytes("0").is_err());
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("30").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
 }

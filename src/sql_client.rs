@@ -1,6 +1,7 @@
 //! `siphon sql`: sends queries to a running server's `/v1/query` and prints the results as
 //! a table (from Arrow IPC), JSON or CSV; with no query, an interactive prompt that runs
-//! each `;`-terminated statement.
+//! each `;`-terminated statement. JSON and CSV are printed as they stream in; a result the
+//! server cut off (a limit hit after the first rows) is an error, never a short result.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
@@ -124,6 +125,9 @@ async fn execute(
             ))
         })?;
     let status = response.status();
+    if status.is_success() && !matches!(format, OutputFormat::Table) {
+        return stream_out(response, format).await;
+    }
     let body = response
         .bytes()
         .await
@@ -140,8 +144,7 @@ async fn execute(
         });
     }
     match format {
-        OutputFormat::Json => Ok(format!("{}\n", String::from_utf8_lossy(&body))),
-        OutputFormat::Csv => Ok(String::from_utf8_lossy(&body).into_owned()),
+        OutputFormat::Json | OutputFormat::Csv => Ok(String::from_utf8_lossy(&body).into_owned()),
         OutputFormat::Table => {
             let reader =
                 arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(body), None)
@@ -161,4 +164,33 @@ async fn execute(
             ))
         }
     }
+}
+
+/// Prints a JSON or CSV result chunk by chunk as it arrives; returns what is left to print.
+async fn stream_out(
+    mut response: reqwest::Response,
+    format: OutputFormat,
+) -> Result<String, Failure> {
+    let mut stdout = std::io::stdout();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                stdout
+                    .write_all(&chunk)
+                    .map_err(|e| Failure::Runtime(format!("writing the result: {e}")))?;
+            }
+            Ok(None) => break,
+            Err(e) => {
+                let _ = stdout.flush();
+                return Err(Failure::Runtime(format!(
+                    "the result was cut off (the query failed while streaming, see the server log): {e}"
+                )));
+            }
+        }
+    }
+    let _ = stdout.flush();
+    Ok(match format {
+        OutputFormat::Json => "\n".to_string(),
+        _ => String::new(),
+    })
 }

@@ -13,6 +13,7 @@ mod observe;
 mod options;
 mod pipelines;
 mod polling;
+mod query;
 mod resilience;
 mod restart;
 mod seeds;

@@ -41,7 +41,7 @@ fn rows(engine: &Engine, ids: &[i64]) -> RecordBatch {
 }
 
 async fn count(engine: &Engine, sql: &str) -> i64 {
-    let (_, batches) = engine.query(sql).await.unwrap();
+    let batches = engine.query(sql).await.unwrap().collect().await.unwrap();
     batches[0].column(0).as_primitive::<Int64Type>().value(0)
 }
 

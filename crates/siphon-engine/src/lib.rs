@@ -21,7 +21,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
 use chrono::Utc;
 use siphon_connect::source::{PollProgress, PollingSource, SharedResources, http_client};
 
@@ -35,7 +34,7 @@ use tokio::task::JoinSet;
 use crate::catalog::{Catalog, ConnectorKind};
 use crate::observe::Observer;
 use crate::pipeline::{LoadError, SourceFile};
-use crate::query::{QueryEngine, QueryError};
+use crate::query::{QueryEngine, QueryError, QueryLimits, QueryStream};
 use crate::status::{RunState, SourceStatus};
 use crate::store::{Commit, CommitInfo, DeadLetterRow, Store, StoreError};
 use crate::tables::{TableData, TableRef};
@@ -92,6 +91,8 @@ pub struct EngineOptions {
     pub history_per_source: usize,
     /// How many dead letters the store keeps.
     pub retention: store::Retention,
+    /// Memory and time limits of queries (`--query-memory`, `--query-timeout`).
+    pub query_limits: QueryLimits,
 }
 
 impl Default for EngineOptions {
@@ -99,6 +100,7 @@ impl Default for EngineOptions {
         EngineOptions {
             history_per_source: observe::DEFAULT_HISTORY_PER_SOURCE,
             retention: store::Retention::default(),
+            query_limits: QueryLimits::default(),
         }
     }
 }
@@ -135,7 +137,8 @@ impl Engine {
         // One token cache and one rate limiter per connection, shared by its tables unless
         // a table overrides the options they depend on.
         let mut shared_by_connection: BTreeMap<String, SharedResources> = BTreeMap::new();
-        let query = QueryEngine::new();
+        let query = QueryEngine::new(store.clone(), options.query_limits)
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
         let mut tables = BTreeMap::new();
         let mut statuses = BTreeMap::new();
         let mut sources = Vec::new();
@@ -158,7 +161,7 @@ impl Engine {
                     EngineError::Internal(format!("loading table {}: {e}", def.name))
                 })?);
             query
-                .register_table(table.clone(), store.clone())
+                .register_table(table.clone())
                 .map_err(|e| EngineError::Internal(e.to_string()))?;
             if def.connector == ConnectorKind::PollingHttp {
                 let config = loaded.sources.get(&def.name).cloned().ok_or_else(|| {
@@ -307,9 +310,14 @@ impl Engine {
             .collect()
     }
 
-    /// Runs a read-only SQL query.
-    pub async fn query(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), QueryError> {
+    /// Starts a read-only SQL query; its result streams from the returned [`QueryStream`].
+    pub async fn query(&self, sql: &str) -> Result<QueryStream, QueryError> {
         self.query.query(sql).await
+    }
+
+    /// The limits queries run under.
+    pub fn query_limits(&self) -> QueryLimits {
+        self.query.limits()
     }
 
     /// Commits records, source state and dead letters for one table atomically, then makes

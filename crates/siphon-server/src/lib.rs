@@ -6,30 +6,43 @@
 //! same router on a real listener on port 0.
 
 mod encode;
+mod origin;
 
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use axum::Json;
 use axum::Router;
+use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures_util::StreamExt;
 use serde::Deserialize;
 use siphon_engine::Engine;
+use siphon_engine::query::{QueryError, QueryErrorKind};
 
-pub use encode::ResultFormat;
+pub use encode::{ResultEncoder, ResultFormat};
 
 /// What the handlers share: the engine, once it is open.
 #[derive(Clone, Default)]
 pub struct AppState {
     engine: Arc<OnceLock<Arc<Engine>>>,
+    listen: Option<SocketAddr>,
 }
 
 impl AppState {
     /// A state whose engine is not open yet.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The address the server listens on: on a loopback address, `/v1/query` answers
+    /// only requests addressed to a loopback host (see [`origin`]).
+    pub fn listening_on(mut self, listen: SocketAddr) -> Self {
+        self.listen = Some(listen);
+        self
     }
 
     /// Marks the server ready with its engine.
@@ -180,8 +193,10 @@ struct QueryBody {
 
 async fn query_get(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Query(params): Query<QueryParams>,
 ) -> Result<Response, ApiError> {
+    origin::check(&headers, state.listen)?;
     let sql = params
         .sql
         .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "missing query parameter `sql`"))?;
@@ -190,9 +205,11 @@ async fn query_get(
 
 async fn query_post(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Query(params): Query<QueryParams>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
+    origin::check(&headers, state.listen)?;
     let body: QueryBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -203,6 +220,21 @@ async fn query_post(
     run_query(&state, &body.sql, format).await
 }
 
+/// The HTTP status of a failed query.
+fn query_error(e: QueryError) -> ApiError {
+    let status = match e.kind {
+        QueryErrorKind::Invalid => StatusCode::BAD_REQUEST,
+        QueryErrorKind::Memory => StatusCode::INSUFFICIENT_STORAGE,
+        QueryErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        QueryErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError::new(status, e.message)
+}
+
+/// Runs a query and streams its result. Errors until the first batch (which covers
+/// planning, and the building phase of sorts, aggregates and joins) get their own status;
+/// a later error aborts the response, so a reader never takes a cut result for a whole
+/// one (the chunked body ends without its last chunk).
 async fn run_query(
     state: &AppState,
     sql: &str,
@@ -218,17 +250,45 @@ async fn run_query(
         })?,
     };
     let engine = state.engine()?;
-    let (schema, batches) = engine
-        .query(sql)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
-    let body = encode::encode(format, &schema, &batches).map_err(|e| {
+    let mut result = engine.query(sql).await.map_err(query_error)?;
+    let first = result.next().await.transpose().map_err(query_error)?;
+    let encoding_error = |e: arrow::error::ArrowError| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("encoding the result: {e}"),
         )
-    })?;
-    let mut response = body.into_response();
+    };
+    let mut encoder = ResultEncoder::new(format, &result.schema()).map_err(encoding_error)?;
+    let head = match &first {
+        Some(batch) => encoder.batch(batch).map_err(encoding_error)?,
+        None => Vec::new(),
+    };
+    let rest = result.into_stream();
+    // The chunks: the first batch, then one per batch, then the closing bytes.
+    let chunks = futures_util::stream::once(async move { Ok(head) })
+        .chain(futures_util::stream::unfold(
+            Some((rest.boxed(), encoder)),
+            |state| async move {
+                let (mut rest, mut encoder) = state?;
+                let (chunk, more) = match rest.next().await {
+                    Some(Ok(batch)) => (encoder.batch(&batch).map_err(|e| e.to_string()), true),
+                    Some(Err(e)) => (Err(e.to_string()), false),
+                    None => (encoder.finish().map_err(|e| e.to_string()), false),
+                };
+                Some((chunk, more.then_some((rest, encoder))))
+            },
+        ))
+        .filter_map(|chunk: Result<Vec<u8>, String>| async move {
+            match chunk {
+                Ok(bytes) if bytes.is_empty() => None,
+                Ok(bytes) => Some(Ok(Bytes::from(bytes))),
+                Err(message) => {
+                    tracing::warn!("a query failed while its result was being sent: {message}");
+                    Some(Err(std::io::Error::other(message)))
+                }
+            }
+        });
+    let mut response = Body::from_stream(chunks).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(format.content_type()),
