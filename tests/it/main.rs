@@ -4,6 +4,7 @@
 mod harness;
 
 mod api;
+mod boundary;
 mod check;
 mod commands;
 mod completeness;

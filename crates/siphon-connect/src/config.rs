@@ -67,6 +67,9 @@ pub const OPTION_NAMES: &[&str] = &[
     "state_field",
     "state_param",
     "initial_state",
+    "boundary_dedup",
+    "lookback_ms",
+    "client_side_filter",
     "rate_limit_requests",
     "rate_limit_window_ms",
     "retry_on_rate_limit",
@@ -145,6 +148,8 @@ pub struct StateConfig {
     pub param: Option<String>,
     /// `initial_state`, normalised (timestamps as RFC 3339 UTC).
     pub initial: Option<String>,
+    /// `boundary_dedup`, `lookback_ms`, `client_side_filter`.
+    pub boundary: crate::boundary::BoundaryConfig,
 }
 
 /// `rate_limit_requests` per `rate_limit_window_ms`.
@@ -847,7 +852,14 @@ fn bind_state(b: &mut Binder<'_>) -> Option<StateConfig> {
         },
     };
     if kind == StateKind::None {
-        for key in ["state_field", "state_param", "initial_state"] {
+        for key in [
+            "state_field",
+            "state_param",
+            "initial_state",
+            "boundary_dedup",
+            "lookback_ms",
+            "client_side_filter",
+        ] {
             if b.options.contains_key(key) {
                 b.error(key, "needs state_type = 'timestamp' or 'checkpoint'".into());
             }
@@ -882,11 +894,25 @@ fn bind_state(b: &mut Binder<'_>) -> Option<StateConfig> {
             }
         }
     };
+    let defaults = crate::boundary::BoundaryConfig::default();
+    let lookback_ms = b.millis("lookback_ms", 0, 0);
+    if lookback_ms > 0 && kind != StateKind::Timestamp {
+        b.error(
+            "lookback_ms",
+            "needs state_type = 'timestamp' (a window of time before the saved maximum)".into(),
+        );
+    }
+    let boundary = crate::boundary::BoundaryConfig {
+        dedup: b.flag("boundary_dedup", defaults.dedup),
+        lookback: chrono::TimeDelta::milliseconds(lookback_ms.min(i64::MAX as u64) as i64),
+        client_side_filter: b.flag("client_side_filter", defaults.client_side_filter),
+    };
     Some(StateConfig {
         kind,
         field,
         param: b.text("state_param").map(str::to_string),
         initial,
+        boundary,
     })
 }
 

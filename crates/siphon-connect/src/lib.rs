@@ -3,6 +3,7 @@
 //! it a bound configuration and a saved state, and receives decoded records and the next
 //! state back, to commit together.
 
+pub mod boundary;
 pub mod config;
 pub mod decode;
 pub mod oauth2;

@@ -66,6 +66,9 @@ pub struct SourceState {
     pub etag: Option<String>,
     /// `Last-Modified` of the last response, kept like `etag`.
     pub last_modified: Option<String>,
+    /// The records stored inside the boundary window of `value` (see [`crate::boundary`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub boundary: Vec<crate::boundary::Seen>,
 }
 
 /// One HTTP exchange, for status, metrics and logs.
@@ -605,8 +608,18 @@ impl PollingSource {
             ));
             saved = initial;
         }
+        // The boundary memory belongs to the saved maximum only.
+        let memory: &[crate::boundary::Seen] = if saved == state.value {
+            &state.boundary
+        } else {
+            &[]
+        };
         let state_sent = match (&c.state, &saved) {
-            (Some(s), Some(v)) => Some(state::render(s.kind, v, &c.time_format)),
+            (Some(s), Some(v)) => Some(state::render(
+                s.kind,
+                &crate::boundary::value_to_send(s.kind, v, &s.boundary),
+                &c.time_format,
+            )),
             _ => None,
         };
         let mut walk = PageWalk::new(&c.pagination, c.max_pages);
@@ -733,15 +746,38 @@ impl PollingSource {
             return Ok(self.unchanged(state, started_at, requests, validators, saved));
         }
         let page_count = pages.len() as u32;
-        let page = merge(self.decoder.schema().arrow_schema(), pages);
-        let value = match &c.state {
+        let mut page = merge(self.decoder.schema().arrow_schema(), pages);
+        let (value, boundary) = match &c.state {
             Some(s) => {
+                // Records already stored at (or, with lookback, inside the window below)
+                // the saved maximum come again from an inclusive API: drop exactly those.
+                let batch = std::mem::replace(
+                    &mut page.batch,
+                    RecordBatch::new_empty(self.decoder.schema().arrow_schema()),
+                );
+                page.batch = crate::boundary::filter(
+                    s.kind,
+                    batch,
+                    &s.field,
+                    saved.as_deref(),
+                    memory,
+                    &s.boundary,
+                )?
+                .batch;
                 let advanced =
                     state::advance(s.kind, &page.batch, &s.field, saved.as_deref(), started_at)?;
                 notes.extend(advanced.notes);
-                advanced.value
+                let boundary = crate::boundary::remember(
+                    s.kind,
+                    &page.batch,
+                    &s.field,
+                    advanced.value.as_deref(),
+                    memory,
+                    &s.boundary,
+                )?;
+                (advanced.value, boundary)
             }
-            None => None,
+            None => (None, Vec::new()),
         };
         Ok(PollOutput {
             page: Some(page),
@@ -752,6 +788,7 @@ impl PollingSource {
                 value,
                 etag: validators.0,
                 last_modified: validators.1,
+                boundary,
             },
             requests,
             pages: page_count,
@@ -774,6 +811,11 @@ impl PollingSource {
             state: SourceState {
                 last_poll_time: Some(started_at),
                 polls: state.polls + 1,
+                boundary: if saved == state.value {
+                    state.boundary.clone()
+                } else {
+                    Vec::new()
+                },
                 value: saved,
                 etag: validators.0,
                 last_modified: validators.1,

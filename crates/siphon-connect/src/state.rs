@@ -69,7 +69,8 @@ pub fn parse_number(text: &str) -> Option<Number> {
         .map(Number::Float)
 }
 
-fn compare(a: Number, b: Number) -> Ordering {
+/// Orders two numbers: exactly when both are integers.
+pub fn compare(a: Number, b: Number) -> Ordering {
     match (a, b) {
         (Number::Int(x), Number::Int(y)) => x.cmp(&y),
         (x, y) => to_f64(x).partial_cmp(&to_f64(y)).unwrap_or(Ordering::Equal),
@@ -166,7 +167,28 @@ fn max_instant(
     column: &dyn Array,
     limit: DateTime<Utc>,
 ) -> Result<(Option<DateTime<Utc>>, Option<(usize, DateTime<Utc>)>), String> {
-    let micros: Vec<Option<i64>> = match column.data_type() {
+    let micros = instants_micros(column)?;
+    let mut max = None;
+    let mut ahead: Option<(usize, DateTime<Utc>)> = None;
+    for at in micros
+        .into_iter()
+        .flatten()
+        .filter_map(DateTime::from_timestamp_micros)
+    {
+        if at > limit {
+            let (count, latest) = ahead.get_or_insert((0, at));
+            *count += 1;
+            *latest = (*latest).max(at);
+        } else {
+            max = max.max(Some(at));
+        }
+    }
+    Ok((max, ahead))
+}
+
+/// Each value of a timestamp state column as microseconds since the epoch.
+fn instants_micros(column: &dyn Array) -> Result<Vec<Option<i64>>, String> {
+    Ok(match column.data_type() {
         DataType::Timestamp(_, _) => match column.as_primitive_opt::<TimestampMicrosecondType>() {
             Some(values) => values.iter().collect(),
             None => Vec::new(),
@@ -191,23 +213,91 @@ fn max_instant(
                 "a timestamp state needs a TIMESTAMP, DATE, BIGINT or TEXT column, not {other}"
             ));
         }
-    };
-    let mut max = None;
-    let mut ahead: Option<(usize, DateTime<Utc>)> = None;
-    for at in micros
-        .into_iter()
-        .flatten()
-        .filter_map(DateTime::from_timestamp_micros)
-    {
-        if at > limit {
-            let (count, latest) = ahead.get_or_insert((0, at));
-            *count += 1;
-            *latest = (*latest).max(at);
-        } else {
-            max = max.max(Some(at));
+    })
+}
+
+/// A state value as a comparable number: a timestamp as its microseconds since the
+/// epoch, a checkpoint as itself.
+pub fn ordinal(kind: StateKind, text: &str) -> Option<Number> {
+    match kind {
+        StateKind::Timestamp => {
+            parse_instant(text).map(|at| Number::Int(i128::from(at.timestamp_micros())))
         }
+        _ => parse_number(text),
     }
-    Ok((max, ahead))
+}
+
+/// The text of an ordinal, as the boundary memory keeps it.
+pub fn canonical(value: Number) -> String {
+    match value {
+        Number::Int(i) => i.to_string(),
+        Number::Float(f) => format!("{f:?}"),
+    }
+}
+
+/// Each record's state value as a comparable number (see [`ordinal`]); `None` for NULLs
+/// and values that do not parse.
+pub fn ordinals(
+    kind: StateKind,
+    batch: &RecordBatch,
+    field: &str,
+) -> Result<Vec<Option<Number>>, StateError> {
+    let err = |message: String| StateError {
+        field: field.to_string(),
+        message,
+    };
+    let column = batch
+        .column_by_name(field)
+        .ok_or_else(|| err("is not a column of the table".into()))?;
+    match kind {
+        StateKind::Timestamp => Ok(instants_micros(column.as_ref())
+            .map_err(err)?
+            .into_iter()
+            .map(|m| m.map(|m| Number::Int(i128::from(m))))
+            .collect()),
+        _ => Ok(match column.data_type() {
+            DataType::Int16 => column
+                .as_primitive::<Int16Type>()
+                .iter()
+                .map(|v| v.map(|v| Number::Int(i128::from(v))))
+                .collect(),
+            DataType::Int32 => column
+                .as_primitive::<Int32Type>()
+                .iter()
+                .map(|v| v.map(|v| Number::Int(i128::from(v))))
+                .collect(),
+            DataType::Int64 => column
+                .as_primitive::<Int64Type>()
+                .iter()
+                .map(|v| v.map(|v| Number::Int(i128::from(v))))
+                .collect(),
+            DataType::Float64 => column
+                .as_primitive::<Float64Type>()
+                .iter()
+                .map(|v| v.filter(|f| f.is_finite()).map(Number::Float))
+                .collect(),
+            DataType::Decimal128(_, scale) => {
+                let scale = *scale;
+                column
+                    .as_primitive::<Decimal128Type>()
+                    .iter()
+                    .map(|v| {
+                        v.and_then(|v| parse_number(&Decimal128Type::format_decimal(v, 38, scale)))
+                    })
+                    .collect()
+            }
+            DataType::Utf8 => column
+                .as_string::<i32>()
+                .iter()
+                .map(|t| t.and_then(parse_number))
+                .collect(),
+            other => {
+                return Err(err(format!(
+                    "a checkpoint state needs a numeric or TEXT column, not {other}"
+                )));
+            }
+        }),
+    }
 }
 
 fn max_number(column: &dyn Array) -> Result<Option<String>, String> {

@@ -197,6 +197,7 @@ impl Engine {
                         next_poll_at: Some(Utc::now()),
                         in_flight_pages: None,
                         in_flight_records: None,
+                        boundary_records: 0,
                     })),
                 );
                 progress.insert(def.name.clone(), source.progress());

@@ -232,6 +232,7 @@ impl SourceTask {
                 s.consecutive_failures = 0;
                 s.requests += requests;
                 s.records += records;
+                s.boundary_records = state.boundary.len() as u64;
                 s.next_poll_at = Some(next_poll_at);
             }
             Err(e) => {

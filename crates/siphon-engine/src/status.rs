@@ -63,4 +63,7 @@ pub struct SourceStatus {
     pub in_flight_pages: Option<u32>,
     /// Records decoded so far by the poll in flight, if one is.
     pub in_flight_records: Option<u64>,
+    /// Records remembered at the incremental boundary (the `lookback_ms` window, or the
+    /// saved maximum), to drop them when an inclusive API sends them again.
+    pub boundary_records: u64,
 }

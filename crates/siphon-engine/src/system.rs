@@ -91,6 +91,7 @@ pub(crate) fn register(engine: &Arc<Engine>) -> Result<(), QueryError> {
             Field::new("requests", DataType::UInt64, false),
             Field::new("records", DataType::UInt64, false),
             Field::new("next_poll_at", ts_type(), true),
+            Field::new("boundary_records", DataType::UInt64, false),
         ],
         |engine| Ok(engine.statuses()),
         |rows| {
@@ -106,6 +107,7 @@ pub(crate) fn register(engine: &Arc<Engine>) -> Result<(), QueryError> {
                 num(rows.iter().map(|r| r.requests)),
                 num(rows.iter().map(|r| r.records)),
                 ts(rows.iter().map(|r| r.next_poll_at)),
+                num(rows.iter().map(|r| r.boundary_records)),
             ]
         },
     )?;
