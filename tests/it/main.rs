@@ -9,6 +9,7 @@ mod commands;
 mod completeness;
 mod crash;
 mod credentials;
+mod json_server;
 mod observe;
 mod options;
 mod pipelines;
