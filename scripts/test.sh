@@ -13,5 +13,8 @@ cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+echo "== test dependencies (tests/node: json-server)"
+bash scripts/install-test-deps.sh
+
 echo "== cargo test"
 cargo test --workspace --locked

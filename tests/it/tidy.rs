@@ -8,7 +8,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
         if path.is_dir() {
             if path
                 .file_name()
-                .is_some_and(|n| n != "target" && n != "testdata")
+                .is_some_and(|n| n != "target" && n != "testdata" && n != "node_modules")
             {
                 rust_files(&path, out);
             }
