@@ -323,3 +323,184 @@ async fn json_server_db_rewrites_and_deletes_reach_a_keyed_table() {
     let rows = server.wait_for(all, WAIT, |r| r.len() == 1).await;
     assert_eq!(int(&rows[0]["id"]), 2);
 }
+
+/// An instant `second`s into 2024, as json-server stores it (its `_gte` compares text).
+fn instant(second: u64) -> String {
+    format!("2024-01-01T00:{:02}:{:02}Z", second / 60, second % 60)
+}
+
+/// Requests the source has made so far.
+async fn requests_made(server: &Server) -> i64 {
+    int(&server
+        .scalar("SELECT requests FROM system.connector_status WHERE table_name = 'posts'")
+        .await)
+}
+
+/// Waits until the source has made `more` further requests.
+async fn polls(server: &Server, more: i64) {
+    let target = requests_made(server).await + more;
+    let deadline = Instant::now() + WAIT;
+    while requests_made(server).await < target {
+        assert!(
+            Instant::now() < deadline,
+            "the source stopped polling:\n{}",
+            server.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `(id, times stored)` for every stored id.
+async fn stored_ids(server: &Server) -> Vec<(i64, i64)> {
+    server
+        .query("SELECT id, count(*) AS c FROM posts GROUP BY id ORDER BY id")
+        .await
+        .iter()
+        .map(|r| (int(&r["id"]), int(&r["c"])))
+        .collect()
+}
+
+/// The issue's own setup: `updatedAt_gte` returns the records at the saved maximum again.
+const INCREMENTAL: &str = r#"CREATE TABLE posts (id BIGINT, title TEXT, "updatedAt" TIMESTAMP) WITH (
+    connector = 'polling_http_source', endpoint = '{base}/posts', interval_ms = 50,
+    state_type = 'timestamp', state_field = 'updatedAt', state_param = 'updatedAt_gte'{extra});"#;
+
+#[tokio::test]
+async fn json_server_inclusive_cursor_stores_each_record_once_and_loses_none() {
+    let api = JsonServer::start(&json!({"posts": [
+        {"id": 1, "title": "a", "updatedAt": instant(1)},
+        {"id": 2, "title": "b", "updatedAt": instant(2)},
+    ]}))
+    .await;
+    let (server, _dir) = siphon_on(&INCREMENTAL.replace("{extra}", ""), &api).await;
+    server
+        .wait_for("SELECT count(*) AS n FROM posts", WAIT, |r| {
+            int(&r[0]["n"]) == 2
+        })
+        .await;
+    polls(&server, 3).await;
+    // Added between polls at the boundary instant: json-server returns 2 and 3 for
+    // `updatedAt_gte` = the saved maximum; 3 is new, 2 is not.
+    api.post("posts", &json!({"title": "c", "updatedAt": instant(2)}))
+        .await;
+    polls(&server, 3).await;
+    api.post("posts", &json!({"title": "d", "updatedAt": instant(3)}))
+        .await;
+    api.post("posts", &json!({"title": "e", "updatedAt": instant(3)}))
+        .await;
+    polls(&server, 4).await;
+    assert_eq!(
+        stored_ids(&server).await,
+        vec![(1, 1), (2, 1), (3, 1), (4, 1), (5, 1)],
+        "json-server log:\n{}",
+        api.output()
+    );
+    assert_eq!(
+        int(&server
+            .scalar(
+                "SELECT boundary_records FROM system.connector_status WHERE table_name = 'posts'"
+            )
+            .await),
+        2,
+        "the records at the maximum (4 and 5) are remembered"
+    );
+
+    // The control, as the issue found it: without boundary dedup the same API duplicates.
+    let (plain, _dir) = siphon_on(
+        &INCREMENTAL.replace("{extra}", ", boundary_dedup = false"),
+        &api,
+    )
+    .await;
+    plain
+        .wait_for("SELECT count(*) AS n FROM posts", WAIT, |r| {
+            int(&r[0]["n"]) >= 5
+        })
+        .await;
+    api.post("posts", &json!({"title": "f", "updatedAt": instant(4)}))
+        .await;
+    polls(&plain, 4).await;
+    assert!(
+        stored_ids(&plain).await.iter().any(|(_, c)| *c > 1),
+        "without boundary_dedup the boundary records come back twice"
+    );
+}
+
+#[tokio::test]
+async fn json_server_lookback_window_catches_a_record_that_appears_late() {
+    let api = JsonServer::start(&json!({"posts": [
+        {"id": 1, "title": "a", "updatedAt": instant(0)},
+        {"id": 2, "title": "b", "updatedAt": instant(50)},
+        {"id": 3, "title": "c", "updatedAt": instant(60)},
+    ]}))
+    .await;
+    let sql = INCREMENTAL.replace("{extra}", ", lookback_ms = 20000");
+    let (server, _dir) = siphon_on(&sql, &api).await;
+    server
+        .wait_for("SELECT count(*) AS n FROM posts", WAIT, |r| {
+            int(&r[0]["n"]) == 3
+        })
+        .await;
+    polls(&server, 3).await;
+    // Visible only now, stamped 15 s before the saved maximum: inside the window.
+    api.post("posts", &json!({"title": "late", "updatedAt": instant(45)}))
+        .await;
+    polls(&server, 4).await;
+    assert_eq!(
+        stored_ids(&server).await,
+        vec![(1, 1), (2, 1), (3, 1), (4, 1)],
+        "json-server log:\n{}",
+        api.output()
+    );
+}
+
+#[tokio::test]
+async fn json_server_sigkill_at_random_moments_neither_duplicates_nor_loses() {
+    let api = JsonServer::start(&json!({"posts": []})).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = write_file(
+        dir.path(),
+        "p.sql",
+        &INCREMENTAL
+            .replace("{extra}", "")
+            .replace("interval_ms = 50", "interval_ms = 10")
+            .replace("{base}", &api.base),
+    );
+    // A writer adds records while siphon is killed again and again; two records share
+    // each instant, so the boundary splits pairs between polls.
+    const RECORDS: u64 = 60;
+    let writer = {
+        let client = reqwest::Client::new();
+        let url = api.url("/posts");
+        tokio::spawn(async move {
+            for k in 0..RECORDS {
+                let record = json!({"title": format!("r{k}"), "updatedAt": instant(k / 2)});
+                let r = client.post(&url).json(&record).send().await.unwrap();
+                assert_eq!(r.status().as_u16(), 201);
+                tokio::time::sleep(Duration::from_millis(15)).await;
+            }
+        })
+    };
+    for delay in [0u64, 35, 12, 80, 140, 21, 200, 55, 110] {
+        let mut server = Server::spawn(&data, &[&file], &[]);
+        if delay > 0 {
+            server.wait_ready().await;
+        }
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        server.kill();
+    }
+    writer.await.unwrap();
+    let server = Server::start(&data, &[&file], &[]).await;
+    server
+        .wait_for("SELECT count(DISTINCT id) AS d FROM posts", WAIT, |r| {
+            int(&r[0]["d"]) == RECORDS as i64
+        })
+        .await;
+    polls(&server, 4).await;
+    let stored = stored_ids(&server).await;
+    assert_eq!(stored.len() as u64, RECORDS, "records lost: {stored:?}");
+    assert!(
+        stored.iter().all(|(_, c)| *c == 1),
+        "records stored twice: {stored:?}"
+    );
+}
