@@ -329,18 +329,19 @@ fn instant(second: u64) -> String {
     format!("2024-01-01T00:{:02}:{:02}Z", second / 60, second % 60)
 }
 
-/// Requests the source has made so far.
-async fn requests_made(server: &Server) -> i64 {
+/// Successful polls of the source so far (a json-server reloading its file refuses
+/// connections for a moment; those polls do not count).
+async fn successful_polls(server: &Server) -> i64 {
     int(&server
-        .scalar("SELECT requests FROM system.connector_status WHERE table_name = 'posts'")
+        .scalar("SELECT count(*) FROM system.connector_logs WHERE table_name = 'posts' AND message LIKE 'poll committed%'")
         .await)
 }
 
-/// Waits until the source has made `more` further requests.
+/// Waits until the source has made `more` further successful polls.
 async fn polls(server: &Server, more: i64) {
-    let target = requests_made(server).await + more;
+    let target = successful_polls(server).await + more;
     let deadline = Instant::now() + WAIT;
-    while requests_made(server).await < target {
+    while successful_polls(server).await < target {
         assert!(
             Instant::now() < deadline,
             "the source stopped polling:\n{}",
@@ -348,6 +349,15 @@ async fn polls(server: &Server, more: i64) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Waits until `n` distinct records are stored.
+async fn wait_distinct(server: &Server, n: i64) {
+    server
+        .wait_for("SELECT count(DISTINCT id) AS d FROM posts", WAIT, |r| {
+            int(&r[0]["d"]) >= n
+        })
+        .await;
 }
 
 /// `(id, times stored)` for every stored id.
@@ -388,6 +398,7 @@ async fn json_server_inclusive_cursor_stores_each_record_once_and_loses_none() {
         .await;
     api.post("posts", &json!({"title": "e", "updatedAt": instant(3)}))
         .await;
+    wait_distinct(&server, 5).await;
     polls(&server, 4).await;
     assert_eq!(
         stored_ids(&server).await,
@@ -444,6 +455,7 @@ async fn json_server_lookback_window_catches_a_record_that_appears_late() {
     // Visible only now, stamped 15 s before the saved maximum: inside the window.
     api.post("posts", &json!({"title": "late", "updatedAt": instant(45)}))
         .await;
+    wait_distinct(&server, 4).await;
     polls(&server, 4).await;
     assert_eq!(
         stored_ids(&server).await,
@@ -502,5 +514,39 @@ async fn json_server_sigkill_at_random_moments_neither_duplicates_nor_loses() {
     assert!(
         stored.iter().all(|(_, c)| *c == 1),
         "records stored twice: {stored:?}"
+    );
+}
+
+#[tokio::test]
+async fn json_server_ignoring_the_filter_is_handled_by_client_side_filter() {
+    // json-server ignores `_gt`: every poll returns the whole list.
+    let api = JsonServer::start(&json!({"posts": [
+        {"id": 1, "title": "a", "updatedAt": instant(1)},
+        {"id": 2, "title": "b", "updatedAt": instant(2)},
+    ]}))
+    .await;
+    let sql = INCREMENTAL
+        .replace("updatedAt_gte", "updatedAt_gt")
+        .replace("{extra}", ", client_side_filter = true");
+    let (server, _dir) = siphon_on(&sql, &api).await;
+    server
+        .wait_for("SELECT count(*) AS n FROM posts", WAIT, |r| {
+            int(&r[0]["n"]) == 2
+        })
+        .await;
+    polls(&server, 3).await;
+    api.post("posts", &json!({"title": "c", "updatedAt": instant(2)}))
+        .await;
+    api.post("posts", &json!({"title": "d", "updatedAt": instant(5)}))
+        .await;
+    wait_distinct(&server, 4).await;
+    polls(&server, 4).await;
+    assert_eq!(
+        stored_ids(&server).await,
+        vec![(1, 1), (2, 1), (3, 1), (4, 1)],
+        "{:?}\n{}\n{}",
+        server.query("SELECT * FROM posts").await,
+        api.output(),
+        server.log_text()
     );
 }
