@@ -93,9 +93,23 @@ pub fn value_to_send(kind: StateKind, saved: &str, config: &BoundaryConfig) -> S
     }
 }
 
-/// The hashes of a batch's rows (their decoded values, so the same record hashes alike
-/// whatever its JSON spacing or key order).
-fn row_ids(batch: &RecordBatch) -> Result<Vec<String>, StateError> {
+/// The hashes of the rows `indices` of a batch (their decoded values, so the same record
+/// hashes alike whatever its JSON spacing or key order), in the order of `indices`. Only
+/// the rows inside the window are hashed: a large poll past the boundary costs nothing.
+fn row_ids(batch: &RecordBatch, indices: &[usize]) -> Result<Vec<String>, StateError> {
+    if indices.is_empty() {
+        return Ok(Vec::new());
+    }
+    let take =
+        arrow::array::UInt32Array::from(indices.iter().map(|i| *i as u32).collect::<Vec<_>>());
+    let rows = arrow::compute::take_record_batch(batch, &take).map_err(|e| StateError {
+        field: String::new(),
+        message: format!("hashing records: {e}"),
+    })?;
+    all_row_ids(&rows)
+}
+
+fn all_row_ids(batch: &RecordBatch) -> Result<Vec<String>, StateError> {
     let err = |e: arrow::error::ArrowError| StateError {
         field: String::new(),
         message: format!("hashing records: {e}"),
@@ -143,28 +157,30 @@ pub fn filter(
         .iter()
         .map(|s| (s.at.as_str(), s.id.as_str()))
         .collect();
-    let ids = if config.dedup && !remembered.is_empty() {
-        Some(row_ids(&batch)?)
-    } else {
-        None
-    };
+    let inside: Vec<usize> = values
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| {
+            v.is_some_and(|v| !state::compare(v, floor).is_lt() && !state::compare(v, max).is_gt())
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let mut remembered_rows = HashSet::new();
+    if config.dedup && !remembered.is_empty() {
+        for (i, id) in inside.iter().zip(row_ids(&batch, &inside)?) {
+            let value = values[*i].expect("rows inside the window have a value");
+            if remembered.contains(&(state::canonical(value).as_str(), id.as_str())) {
+                remembered_rows.insert(*i);
+            }
+        }
+    }
     let keep: Vec<bool> = values
         .iter()
         .enumerate()
-        .map(|(i, value)| {
-            let Some(value) = value else { return true };
-            if state::compare(*value, floor).is_lt() {
-                return !config.client_side_filter;
-            }
-            if state::compare(*value, max).is_gt() {
-                return true;
-            }
-            match &ids {
-                Some(ids) => {
-                    !remembered.contains(&(state::canonical(*value).as_str(), ids[i].as_str()))
-                }
-                None => true,
-            }
+        .map(|(i, value)| match value {
+            None => true,
+            Some(v) if state::compare(*v, floor).is_lt() => !config.client_side_filter,
+            Some(_) => !remembered_rows.contains(&i),
         })
         .collect();
     let dropped = keep.iter().filter(|k| !**k).count();
@@ -212,16 +228,17 @@ pub fn remember(
         .cloned()
         .collect();
     let values = state::ordinals(kind, batch, field)?;
-    if values.iter().flatten().any(|v| inside(*v)) {
-        let ids = row_ids(batch)?;
-        for (value, id) in values.iter().zip(ids) {
-            if let Some(value) = value.filter(|v| inside(*v)) {
-                kept.push(Seen {
-                    at: state::canonical(value),
-                    id,
-                });
-            }
-        }
+    let rows: Vec<usize> = values
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.is_some_and(inside))
+        .map(|(i, _)| i)
+        .collect();
+    for (i, id) in rows.iter().zip(row_ids(batch, &rows)?) {
+        kept.push(Seen {
+            at: state::canonical(values[*i].expect("rows inside the window have a value")),
+            id,
+        });
     }
     let mut unique = HashSet::new();
     kept.retain(|s| unique.insert(s.clone()));
