@@ -56,6 +56,26 @@ impl Respond for Inclusive {
     }
 }
 
+/// An inclusive API serving `initial` (and, with `grow`, one more record per request):
+/// the server, its records and its request count.
+async fn inclusive_api(
+    initial: Vec<(u64, DateTime<Utc>)>,
+    grow: Option<Arc<AtomicU64>>,
+) -> (MockServer, Records, Arc<AtomicU64>) {
+    let records = Arc::new(Mutex::new(initial));
+    let requests = Arc::new(AtomicU64::new(0));
+    let api = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(Inclusive {
+            records: records.clone(),
+            requests: requests.clone(),
+            grow,
+        })
+        .mount(&api)
+        .await;
+    (api, records, requests)
+}
+
 fn pipeline(dir: &std::path::Path, api: &MockServer, extra: &str) -> std::path::PathBuf {
     write_file(
         dir,
@@ -87,17 +107,7 @@ fn at(second: i64) -> DateTime<Utc> {
 
 #[tokio::test]
 async fn an_inclusive_cursor_stores_each_record_once_and_loses_none_at_the_boundary() {
-    let records = Arc::new(Mutex::new(vec![(1, at(1)), (2, at(2))]));
-    let requests = Arc::new(AtomicU64::new(0));
-    let api = MockServer::start().await;
-    Mock::given(wiremock::matchers::any())
-        .respond_with(Inclusive {
-            records: records.clone(),
-            requests: requests.clone(),
-            grow: None,
-        })
-        .mount(&api)
-        .await;
+    let (api, records, requests) = inclusive_api(vec![(1, at(1)), (2, at(2))], None).await;
     let dir = tempfile::tempdir().unwrap();
     let file = pipeline(dir.path(), &api, "");
     let server = Server::start(&dir.path().join("data"), &[&file], &[]).await;
@@ -123,17 +133,7 @@ async fn an_inclusive_cursor_stores_each_record_once_and_loses_none_at_the_bound
 #[tokio::test]
 async fn without_boundary_dedup_an_inclusive_cursor_stores_the_boundary_again() {
     // The control: shows the test above would see the duplicates.
-    let records = Arc::new(Mutex::new(vec![(1, at(1)), (2, at(2))]));
-    let requests = Arc::new(AtomicU64::new(0));
-    let api = MockServer::start().await;
-    Mock::given(wiremock::matchers::any())
-        .respond_with(Inclusive {
-            records: records.clone(),
-            requests: requests.clone(),
-            grow: None,
-        })
-        .mount(&api)
-        .await;
+    let (api, _, requests) = inclusive_api(vec![(1, at(1)), (2, at(2))], None).await;
     let dir = tempfile::tempdir().unwrap();
     let file = pipeline(dir.path(), &api, ", boundary_dedup = false");
     let server = Server::start(&dir.path().join("data"), &[&file], &[]).await;
@@ -146,17 +146,8 @@ async fn without_boundary_dedup_an_inclusive_cursor_stores_the_boundary_again() 
 
 #[tokio::test]
 async fn a_lookback_window_catches_a_record_that_appears_late_with_an_older_timestamp() {
-    let records = Arc::new(Mutex::new(vec![(1, at(0)), (2, at(50)), (3, at(60))]));
-    let requests = Arc::new(AtomicU64::new(0));
-    let api = MockServer::start().await;
-    Mock::given(wiremock::matchers::any())
-        .respond_with(Inclusive {
-            records: records.clone(),
-            requests: requests.clone(),
-            grow: None,
-        })
-        .mount(&api)
-        .await;
+    let (api, records, requests) =
+        inclusive_api(vec![(1, at(0)), (2, at(50)), (3, at(60))], None).await;
     let dir = tempfile::tempdir().unwrap();
     let file = pipeline(dir.path(), &api, ", lookback_ms = 20000");
     let server = Server::start(&dir.path().join("data"), &[&file], &[]).await;
@@ -209,18 +200,8 @@ async fn a_lookback_window_catches_a_record_that_appears_late_with_an_older_time
 
 #[tokio::test]
 async fn sigkill_at_random_moments_neither_duplicates_nor_loses_at_an_inclusive_boundary() {
-    let records = Arc::new(Mutex::new(Vec::new()));
-    let requests = Arc::new(AtomicU64::new(0));
     let grown = Arc::new(AtomicU64::new(0));
-    let api = MockServer::start().await;
-    Mock::given(wiremock::matchers::any())
-        .respond_with(Inclusive {
-            records: records.clone(),
-            requests: requests.clone(),
-            grow: Some(grown.clone()),
-        })
-        .mount(&api)
-        .await;
+    let (api, _, requests) = inclusive_api(Vec::new(), Some(grown.clone())).await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let file = pipeline(dir.path(), &api, "");

@@ -60,6 +60,27 @@ impl EngineError {
     }
 }
 
+/// What the engine keeps in memory of a stored table: its commits' metadata and, for a
+/// keyed table, its whole log (to replay into the current rows). An append-only table's
+/// records stay in the store until a query streams them.
+fn stored_parts(
+    store: &Store,
+    table: &str,
+    keyed: bool,
+) -> Result<(Vec<CommitInfo>, Vec<RecordBatch>), StoreError> {
+    let commits = store.log_meta(table)?;
+    let changes = if keyed {
+        store
+            .read_log(table, 0)?
+            .into_iter()
+            .map(|e| e.batch)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok((commits, changes))
+}
+
 /// What [`Engine::commit`] did.
 #[derive(Clone, Copy, Debug)]
 pub struct Committed {
@@ -144,18 +165,7 @@ impl Engine {
         let mut sources = Vec::new();
         let mut progress = BTreeMap::new();
         for def in loaded.catalog.tables.values() {
-            let commits = store.log_meta(&def.name)?;
-            // A keyed table's current rows are its log replayed; an append-only table's
-            // records stay in the store until a query streams them.
-            let changes: Vec<RecordBatch> = if def.primary_key.is_empty() {
-                Vec::new()
-            } else {
-                store
-                    .read_log(&def.name, 0)?
-                    .into_iter()
-                    .map(|e| e.batch)
-                    .collect()
-            };
+            let (commits, changes) = stored_parts(&store, &def.name, !def.primary_key.is_empty())?;
             let table: TableRef =
                 Arc::new(TableData::new(def.clone(), commits, &changes).map_err(|e| {
                     EngineError::Internal(format!("loading table {}: {e}", def.name))
@@ -387,21 +397,10 @@ impl Engine {
         let store = self.store.clone();
         let name = table.def.name.clone();
         let keyed = table.is_keyed();
-        let (commits, changes) = tokio::task::spawn_blocking(move || {
-            let commits = store.log_meta(&name)?;
-            let changes: Vec<RecordBatch> = if keyed {
-                store
-                    .read_log(&name, 0)?
-                    .into_iter()
-                    .map(|e| e.batch)
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            Ok::<_, StoreError>((commits, changes))
-        })
-        .await
-        .map_err(|e| EngineError::Internal(e.to_string()))??;
+        let (commits, changes) =
+            tokio::task::spawn_blocking(move || stored_parts(&store, &name, keyed))
+                .await
+                .map_err(|e| EngineError::Internal(e.to_string()))??;
         table
             .reload(commits, &changes)
             .map_err(|e| EngineError::Internal(format!("reloading {}: {e}", table.def.name)))

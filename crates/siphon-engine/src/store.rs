@@ -185,33 +185,18 @@ impl Store {
         {
             if let Some(batch) = commit.batch.filter(|b| b.num_rows() > 0) {
                 let mut log = db_err!(txn.open_table(LOG))?;
-                let (sequence, first_record) =
-                    match db_err!(log.range((commit.table, 0)..=(commit.table, u64::MAX)))?
-                        .next_back()
-                    {
-                        Some(last) => {
-                            let (key, value) = db_err!(last)?;
-                            let (_, seq) = key.value();
-                            let (first, _, rows) =
-                                decode_header(value.value()).ok_or_else(|| {
-                                    StoreError::Corrupt {
-                                        what: format!(
-                                            "log entry {} of table {}",
-                                            seq, commit.table
-                                        ),
-                                        message: "header too short".into(),
-                                    }
-                                })?;
-                            (seq + 1, first + rows)
-                        }
-                        None => {
-                            let floor = db_err!(txn.open_table(SEQUENCE_FLOOR))?;
-                            let (last, next_record) = db_err!(floor.get(commit.table))?
-                                .map(|v| v.value())
-                                .unwrap_or((0, 0));
-                            (last + 1, next_record)
-                        }
-                    };
+                // A table's numbering continues after its last entry, or after where its
+                // dropped incarnations stopped.
+                let (last, first_record) = match log_end(&log, commit.table)? {
+                    Some(end) => end,
+                    None => {
+                        let floor = db_err!(txn.open_table(SEQUENCE_FLOOR))?;
+                        db_err!(floor.get(commit.table))?
+                            .map(|v| v.value())
+                            .unwrap_or((0, 0))
+                    }
+                };
+                let sequence = last + 1;
                 let committed_at = Utc::now();
                 let bytes = encode_entry(first_record, committed_at, batch)?;
                 db_err!(log.insert((commit.table, sequence), bytes.as_slice()))?;
@@ -305,21 +290,8 @@ impl Store {
         table: &str,
         each: &mut dyn FnMut(RecordBatch) -> bool,
     ) -> Result<(), StoreError> {
-        let txn = db_err!(self.db.begin_read())?;
-        let log = db_err!(txn.open_table(LOG))?;
-        for item in db_err!(log.range((table, 0)..=(table, u64::MAX)))? {
-            let (key, value) = db_err!(item)?;
-            let (_, sequence) = key.value();
-            let (_, _, batch) =
-                decode_entry(value.value()).map_err(|message| StoreError::Corrupt {
-                    what: format!("log entry {sequence} of table {table}"),
-                    message,
-                })?;
-            if !each(batch) {
-                break;
-            }
-        }
-        Ok(())
+        self.snapshot()?
+            .scan_log(table, None, &mut |_, batch| each(batch))
     }
 
     /// Every dead letter, oldest first.
@@ -372,23 +344,8 @@ impl Store {
                         db_err!(catalog.remove(key.as_str()))?;
                         if let Some(table) = key.strip_prefix("table:") {
                             // The next incarnation numbers on from the last entry.
-                            let last = match db_err!(log.range((table, 0)..=(table, u64::MAX)))?
-                                .next_back()
-                            {
-                                Some(last) => {
-                                    let (key, value) = db_err!(last)?;
-                                    let seq = key.value().1;
-                                    let (first, _, rows) = decode_header(value.value())
-                                        .ok_or_else(|| StoreError::Corrupt {
-                                            what: format!("log entry {seq} of table {table}"),
-                                            message: "header too short".into(),
-                                        })?;
-                                    Some((seq, first + rows))
-                                }
-                                None => None,
-                            };
-                            if let Some(last) = last {
-                                db_err!(floor.insert(table, last))?;
+                            if let Some(end) = log_end(&log, table)? {
+                                db_err!(floor.insert(table, end))?;
                             }
                             db_err!(log.retain_in((table, 0)..=(table, u64::MAX), |_, _| false))?;
                             db_err!(state.remove(table))?;
@@ -573,6 +530,24 @@ fn migrate_legacy_dead_letters(txn: &redb::WriteTransaction) -> Result<(), Store
     Ok(())
 }
 
+/// Where a table's log ends: `(last sequence number, offset of the next record)`, or
+/// `None` when the log holds no entry of the table.
+fn log_end(
+    log: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+    table: &str,
+) -> Result<Option<(u64, u64)>, StoreError> {
+    let Some(last) = db_err!(log.range((table, 0)..=(table, u64::MAX)))?.next_back() else {
+        return Ok(None);
+    };
+    let (key, value) = db_err!(last)?;
+    let sequence = key.value().1;
+    let (first, _, rows) = decode_header(value.value()).ok_or_else(|| StoreError::Corrupt {
+        what: format!("log entry {sequence} of table {table}"),
+        message: "header too short".into(),
+    })?;
+    Ok(Some((sequence, first + rows)))
+}
+
 /// Entry layout: first_record u64 LE, committed_at micros i64 LE, rows u64 LE, Arrow IPC stream.
 const HEADER: usize = 24;
 
@@ -610,22 +585,8 @@ fn decode_header(bytes: &[u8]) -> Option<(u64, i64, u64)> {
 }
 
 fn decode_entry(bytes: &[u8]) -> Result<(u64, DateTime<Utc>, RecordBatch), String> {
-    let (first, micros, rows) = decode_header(bytes).ok_or("header too short")?;
-    let reader = StreamReader::try_new(&bytes[HEADER..], None).map_err(|e| e.to_string())?;
-    let mut batches = Vec::new();
-    for batch in reader {
-        batches.push(batch.map_err(|e| e.to_string())?);
-    }
-    let batch = match batches.len() {
-        1 => batches.pop().expect("one batch"),
-        n => return Err(format!("expected one batch, found {n}")),
-    };
-    if batch.num_rows() as u64 != rows {
-        return Err(format!(
-            "header says {rows} rows, batch has {}",
-            batch.num_rows()
-        ));
-    }
+    let (first, micros, _) = decode_header(bytes).ok_or("header too short")?;
+    let batch = decode_projected(bytes, None)?;
     let at = DateTime::from_timestamp_micros(micros).ok_or("commit time out of range")?;
     Ok((first, at, batch))
 }
@@ -637,7 +598,8 @@ mod tests {
     use arrow::datatypes::{DataType, Field, Schema};
     use std::sync::Arc;
 
-    fn batch(ids: &[i64]) -> RecordBatch {
+    /// Rows `(id, "n<id>")`.
+    pub(super) fn batch(ids: &[i64]) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, true),
             Field::new("name", DataType::Utf8, true),
@@ -901,26 +863,8 @@ mod tests {
 
 #[cfg(test)]
 mod snapshot_tests {
+    use super::tests::batch;
     use super::*;
-    use arrow::array::{Int64Array, StringArray};
-    use arrow::datatypes::{DataType, Field, Schema};
-    use std::sync::Arc;
-
-    fn batch(ids: &[i64]) -> RecordBatch {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("id", DataType::Int64, true),
-            Field::new("name", DataType::Utf8, true),
-        ]));
-        let names: Vec<String> = ids.iter().map(|i| format!("n{i}")).collect();
-        RecordBatch::try_new(
-            schema,
-            vec![
-                Arc::new(Int64Array::from(ids.to_vec())),
-                Arc::new(StringArray::from(names)),
-            ],
-        )
-        .unwrap()
-    }
 
     fn commit(store: &Store, ids: &[i64]) {
         let b = batch(ids);

@@ -46,11 +46,7 @@ impl TableData {
         let keyed = if def.primary_key.is_empty() {
             None
         } else {
-            let mut rows = KeyedRows::new(schema.clone(), &def.primary_key)?;
-            for batch in changes {
-                rows.apply(batch)?;
-            }
-            Some(Mutex::new(rows))
+            Some(Mutex::new(replay(&schema, &def.primary_key, changes)?))
         };
         Ok(TableData {
             def,
@@ -107,10 +103,7 @@ impl TableData {
         changes: &[RecordBatch],
     ) -> Result<(), ArrowError> {
         if let Some(rows) = &self.keyed {
-            let mut fresh = KeyedRows::new(self.schema.clone(), &self.def.primary_key)?;
-            for batch in changes {
-                fresh.apply(batch)?;
-            }
+            let fresh = replay(&self.schema, &self.def.primary_key, changes)?;
             *rows.lock().expect("keyed rows lock") = fresh;
         }
         *self.commits.write().expect("commits lock") = commits;
@@ -136,6 +129,19 @@ impl TableData {
     pub fn commits(&self) -> Vec<CommitInfo> {
         self.commits.read().expect("commits lock").clone()
     }
+}
+
+/// A keyed table's current rows: its change log replayed in order.
+fn replay(
+    schema: &SchemaRef,
+    key: &[String],
+    changes: &[RecordBatch],
+) -> Result<KeyedRows, ArrowError> {
+    let mut rows = KeyedRows::new(schema.clone(), key)?;
+    for batch in changes {
+        rows.apply(batch)?;
+    }
+    Ok(rows)
 }
 
 /// Makes the next [`TableData::push`] fail, as a bug in the in-memory update would.
