@@ -295,6 +295,11 @@ impl Engine {
             .collect()
     }
 
+    /// A table by name.
+    pub fn table(&self, name: &str) -> Option<TableRef> {
+        self.tables.read().expect("tables lock").get(name).cloned()
+    }
+
     /// The catalog as it stands.
     pub fn catalog(&self) -> Catalog {
         self.catalog.read().expect("catalog lock").clone()

@@ -32,6 +32,9 @@ pub struct TableData {
     keyed: Option<Mutex<KeyedRows>>,
     /// Held while committing, so metadata order equals sequence order.
     pub commit_lock: tokio::sync::Mutex<()>,
+    /// The sequence number of the table's last durable commit (0: none yet), for readers
+    /// that follow its changes.
+    last_sequence: tokio::sync::watch::Sender<u64>,
 }
 
 impl TableData {
@@ -48,7 +51,9 @@ impl TableData {
         } else {
             Some(Mutex::new(replay(&schema, &def.primary_key, changes)?))
         };
+        let last = commits.last().map_or(0, |c| c.sequence);
         Ok(TableData {
+            last_sequence: tokio::sync::watch::Sender::new(last),
             def,
             schema,
             commits: RwLock::new(commits),
@@ -91,6 +96,7 @@ impl TableData {
             rows.lock().expect("keyed rows lock").apply(batch)?;
         }
         self.commits.write().expect("commits lock").push(meta);
+        self.last_sequence.send_replace(meta.sequence);
         Ok(())
     }
 
@@ -106,8 +112,20 @@ impl TableData {
             let fresh = replay(&self.schema, &self.def.primary_key, changes)?;
             *rows.lock().expect("keyed rows lock") = fresh;
         }
+        let last = commits.last().map_or(0, |c| c.sequence);
         *self.commits.write().expect("commits lock") = commits;
+        self.last_sequence.send_if_modified(|current| {
+            let changed = *current != last;
+            *current = last;
+            changed
+        });
         Ok(())
+    }
+
+    /// Follows the sequence number of the table's last durable commit (0: none yet). It
+    /// changes only after a commit is durable and visible to queries.
+    pub fn watch_sequence(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.last_sequence.subscribe()
     }
 
     /// How many keys a keyed table holds (0 for an append-only table).
