@@ -64,6 +64,10 @@ enum Command {
         /// 5m; 0 for no limit.
         #[arg(long, default_value = "300s", value_parser = parse_duration, env = "SIPHON_QUERY_TIMEOUT")]
         query_timeout: std::time::Duration,
+        /// Start with inputs paused: no source polls and pushes wait until
+        /// `POST /v1/resume` (so listeners can attach before any change).
+        #[arg(long)]
+        paused: bool,
     },
     /// Validate pipeline files without running them.
     Check {
@@ -134,6 +138,7 @@ fn main() -> ExitCode {
             dead_letter_max_age,
             query_memory,
             query_timeout,
+            paused,
         } => {
             init_logging(log_format);
             let options = siphon_engine::EngineOptions {
@@ -146,6 +151,7 @@ fn main() -> ExitCode {
                     memory: query_memory,
                     timeout: (!query_timeout.is_zero()).then_some(query_timeout),
                 },
+                start_paused: paused,
             };
             runtime.block_on(run(files, listen, data_dir, options))
         }

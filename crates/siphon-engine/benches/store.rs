@@ -61,6 +61,7 @@ fn main() {
                 batch: Some(b),
                 state: Some(state.as_bytes()),
                 dead_letters: &[],
+                unkeyed_deletes: 0,
             })
             .unwrap();
     }

@@ -43,6 +43,14 @@ pub struct Diff {
     pub withheld_deletes: usize,
 }
 
+/// Changes of a group commit's earlier pushes, not durable yet: key → its row (`None`:
+/// deleted). They are diffed against but never visible to queries; the committed change
+/// batches are applied with [`KeyedRows::apply`] once durable.
+#[derive(Default)]
+pub struct Staged {
+    rows: HashMap<OwnedRow, Option<OwnedRow>>,
+}
+
 /// The latest row per key of one table.
 pub struct KeyedRows {
     schema: SchemaRef,
@@ -150,6 +158,83 @@ impl KeyedRows {
         incoming: &RecordBatch,
         snapshot: Option<Snapshot>,
     ) -> Result<Diff, ArrowError> {
+        self.diff_over(incoming, snapshot, None)
+    }
+
+    /// The changes that upserting `incoming` makes on top of the current rows and the
+    /// `staged` changes of earlier pushes in the same group commit; stages them too.
+    pub fn upsert(
+        &self,
+        incoming: &RecordBatch,
+        staged: &mut Staged,
+    ) -> Result<Option<RecordBatch>, ArrowError> {
+        let changes = self.diff_over(incoming, None, Some(staged))?.changes;
+        if let Some(changes) = &changes {
+            self.stage(changes, staged)?;
+        }
+        Ok(changes)
+    }
+
+    /// The deletes that removing the rows with the keys in `keys` makes (a batch with the
+    /// table's columns, where only the key columns matter), on top of the current and
+    /// `staged` rows; stages them too. A key that is not there deletes nothing.
+    pub fn delete_keys(
+        &self,
+        keys: &RecordBatch,
+        staged: &mut Staged,
+    ) -> Result<Option<RecordBatch>, ArrowError> {
+        let data: Vec<ArrayRef> = keys.columns().to_vec();
+        let converted = self.keys.convert_columns(&self.key_columns(&data))?;
+        let mut deleted: Vec<OwnedRow> = Vec::new();
+        for i in 0..keys.num_rows() {
+            let key = converted.row(i).owned();
+            if let Some(old) = self.lookup(&key, Some(staged)) {
+                deleted.push(old.clone());
+                staged.rows.insert(key, None);
+            }
+        }
+        if deleted.is_empty() {
+            return Ok(None);
+        }
+        let mut columns = self.rows.convert_rows(deleted.iter().map(|r| r.row()))?;
+        columns.push(Arc::new(Int8Array::from(vec![-1i8; deleted.len()])));
+        Ok(Some(RecordBatch::try_new(
+            self.log_schema.clone(),
+            columns,
+        )?))
+    }
+
+    /// Records a change batch in `staged` (not in the current rows: it is not durable yet).
+    fn stage(&self, changes: &RecordBatch, staged: &mut Staged) -> Result<(), ArrowError> {
+        let ops = changes
+            .column_by_name(OP_COLUMN)
+            .ok_or_else(|| ArrowError::SchemaError(format!("a change batch lacks {OP_COLUMN}")))?
+            .as_primitive::<Int8Type>()
+            .clone();
+        let data: Vec<ArrayRef> = changes.columns()[..self.schema.fields().len()].to_vec();
+        let keys = self.keys.convert_columns(&self.key_columns(&data))?;
+        let rows = self.rows.convert_columns(&data)?;
+        for i in 0..changes.num_rows() {
+            let row = (ops.value(i) > 0).then(|| rows.row(i).owned());
+            staged.rows.insert(keys.row(i).owned(), row);
+        }
+        Ok(())
+    }
+
+    /// The row of `key`: staged first, then current.
+    fn lookup<'a>(&'a self, key: &OwnedRow, staged: Option<&'a Staged>) -> Option<&'a OwnedRow> {
+        match staged.and_then(|s| s.rows.get(key)) {
+            Some(row) => row.as_ref(),
+            None => self.current.get(key),
+        }
+    }
+
+    fn diff_over(
+        &self,
+        incoming: &RecordBatch,
+        snapshot: Option<Snapshot>,
+        staged: Option<&Staged>,
+    ) -> Result<Diff, ArrowError> {
         let data: Vec<ArrayRef> = incoming.columns().to_vec();
         let keys = self.keys.convert_columns(&self.key_columns(&data))?;
         let rows = self.rows.convert_columns(&data)?;
@@ -164,7 +249,7 @@ impl KeyedRows {
             if last_of_key.get(&key) != Some(&i) {
                 continue;
             }
-            match self.current.get(&key) {
+            match self.lookup(&key, staged) {
                 None => inserts.push(i as u32),
                 Some(old) if old.row() != rows.row(i) => {
                     deletes.push(old.clone());

@@ -5,7 +5,9 @@
 //! answers SQL over the committed data. The HTTP server and the CLI are thin layers over it.
 
 pub mod catalog;
+mod committer;
 pub mod identity;
+pub mod ingress;
 pub mod keyed;
 pub mod observe;
 pub mod pipeline;
@@ -32,6 +34,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::catalog::{Catalog, ConnectorKind};
+pub use crate::committer::PushOutcome;
+use crate::committer::{Committer, Job};
+use crate::ingress::{PushError, PushFormat, UpdateFormat};
 use crate::observe::Observer;
 use crate::pipeline::{LoadError, SourceFile};
 use crate::query::{QueryEngine, QueryError, QueryLimits, QueryStream};
@@ -103,6 +108,20 @@ pub struct Engine {
     notes: Vec<String>,
     observer: Arc<Observer>,
     progress: BTreeMap<String, Arc<PollProgress>>,
+    committer: Committer,
+    /// Whether inputs are paused: sources do not poll, pushes wait (unless forced).
+    paused: watch::Sender<bool>,
+}
+
+/// What a push stored, with what the request held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pushed {
+    /// Records in the request.
+    pub records: usize,
+    /// What the commit did.
+    pub outcome: PushOutcome,
+    /// For CSV: whether the first line was taken as a header.
+    pub csv_header: Option<bool>,
 }
 
 /// Settings of a running engine.
@@ -114,6 +133,8 @@ pub struct EngineOptions {
     pub retention: store::Retention,
     /// Memory and time limits of queries (`--query-memory`, `--query-timeout`).
     pub query_limits: QueryLimits,
+    /// Open with inputs paused (`siphon run --paused`).
+    pub start_paused: bool,
 }
 
 impl Default for EngineOptions {
@@ -122,6 +143,7 @@ impl Default for EngineOptions {
             history_per_source: observe::DEFAULT_HISTORY_PER_SOURCE,
             retention: store::Retention::default(),
             query_limits: QueryLimits::default(),
+            start_paused: false,
         }
     }
 }
@@ -217,7 +239,11 @@ impl Engine {
         }
 
         let (shutdown, _) = watch::channel(false);
+        let committer = Committer::start(store.clone())
+            .map_err(|e| EngineError::Internal(format!("starting the committer thread: {e}")))?;
         let engine = Arc::new(Engine {
+            committer,
+            paused: watch::Sender::new(options.start_paused),
             store,
             catalog: RwLock::new(loaded.catalog),
             tables: RwLock::new(tables),
@@ -369,6 +395,7 @@ impl Engine {
                 batch: batch_for_store.as_ref(),
                 state: state.as_deref(),
                 dead_letters: &dead_letters,
+                unkeyed_deletes: 0,
             })
         })
         .await
@@ -388,6 +415,85 @@ impl Engine {
             info,
             withheld_deletes,
         })
+    }
+
+    /// Stores records pushed to `table` (all of the request or none of it), durably when
+    /// it returns `Ok`. While inputs are paused it waits for resume, unless `force`. It
+    /// takes one permit of the table's `max_buffered_records` budget per record before it
+    /// waits, so past that many waiting records the next push waits for room
+    /// (backpressure) instead of failing.
+    pub async fn push(
+        &self,
+        table: &str,
+        body: bytes::Bytes,
+        format: PushFormat,
+        update_format: UpdateFormat,
+        force: bool,
+    ) -> Result<Pushed, PushError> {
+        let table = self
+            .table(table)
+            .ok_or_else(|| PushError::UnknownTable(table.to_string()))?;
+        let parsed = {
+            let table = table.clone();
+            tokio::task::spawn_blocking(move || {
+                ingress::parse(
+                    &table.def,
+                    &table.push_decoders,
+                    &body,
+                    format,
+                    update_format,
+                )
+            })
+            .await
+            .map_err(|e| PushError::Internal(e.to_string()))??
+        };
+        let permits = parsed.records.clamp(1, table.max_buffered_records) as u32;
+        let mut shutdown = self.shutdown.subscribe();
+        let _budget = tokio::select! {
+            permit = table.push_budget.acquire_many(permits) => permit.map_err(|_| PushError::ShuttingDown)?,
+            _ = shutdown.wait_for(|stop| *stop) => return Err(PushError::ShuttingDown),
+        };
+        if !force {
+            let mut paused = self.paused.subscribe();
+            tokio::select! {
+                resumed = paused.wait_for(|p| !*p) => { resumed.map_err(|_| PushError::ShuttingDown)?; }
+                _ = shutdown.wait_for(|stop| *stop) => return Err(PushError::ShuttingDown),
+            }
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.committer.submit(Job {
+            table: table.clone(),
+            runs: parsed.runs,
+            reply,
+        })?;
+        let outcome = answer
+            .await
+            .map_err(|_| PushError::Internal("the committer stopped before answering".into()))??;
+        Ok(Pushed {
+            records: parsed.records,
+            outcome,
+            csv_header: parsed.csv_header,
+        })
+    }
+
+    /// Pauses inputs: sources stop polling after the poll in flight, pushes wait.
+    pub fn pause(&self) {
+        self.paused.send_replace(true);
+    }
+
+    /// Resumes inputs.
+    pub fn resume(&self) {
+        self.paused.send_replace(false);
+    }
+
+    /// Whether inputs are paused.
+    pub fn is_paused(&self) -> bool {
+        *self.paused.borrow()
+    }
+
+    /// Follows whether inputs are paused.
+    pub(crate) fn watch_paused(&self) -> watch::Receiver<bool> {
+        self.paused.subscribe()
     }
 
     /// Rebuilds a table's in-memory part (commit metadata, a keyed table's current rows)
@@ -410,6 +516,14 @@ impl Engine {
             .reload(commits, &changes)
             .map_err(|e| EngineError::Internal(format!("reloading {}: {e}", table.def.name)))
     }
+}
+
+/// Rebuilds a table's in-memory part from the store; call under its commit lock.
+pub(crate) fn reload_from_store(store: &Store, table: &TableRef) -> Result<(), EngineError> {
+    let (commits, changes) = stored_parts(store, &table.def.name, table.is_keyed())?;
+    table
+        .reload(commits, &changes)
+        .map_err(|e| EngineError::Internal(format!("reloading {}: {e}", table.def.name)))
 }
 
 #[cfg(test)]

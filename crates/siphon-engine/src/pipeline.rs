@@ -18,9 +18,10 @@ use siphon_connect::template::RequestVar;
 use siphon_ddl::{ObjectKind, OptionValue, Pos, Statement, StatementKind};
 
 use crate::catalog::{Catalog, ConnectionDef, ConnectorKind, TableDef};
+use crate::tables::MAX_BUFFERED_RECORDS;
 
 /// Options only a table may carry.
-const TABLE_ONLY_OPTIONS: &[&str] = &["connector", "connection"];
+const TABLE_ONLY_OPTIONS: &[&str] = &["connector", "connection", MAX_BUFFERED_RECORDS];
 
 /// A pipeline file's name and text.
 #[derive(Clone, Debug)]
@@ -347,6 +348,8 @@ impl LoadContext {
         let primary_key: Vec<String> = primary_key.iter().map(|i| i.value.clone()).collect();
 
         let mut map = BTreeMap::new();
+        // Options of the table's push input, which every table has.
+        let mut push_options = BTreeMap::new();
         let mut connector = None;
         let mut connection = None;
         for option in options {
@@ -374,6 +377,18 @@ impl LoadContext {
                     }
                     connection = Some(value);
                 }
+                MAX_BUFFERED_RECORDS => match value.parse::<u32>() {
+                    Ok(n) if n > 0 => {
+                        push_options.insert(option.key.clone(), value);
+                    }
+                    _ => self.errors.push(origin.error(
+                        Some(MAX_BUFFERED_RECORDS),
+                        format!(
+                            "`{value}` is not a positive whole number of records (at most {})",
+                            u32::MAX
+                        ),
+                    )),
+                },
                 key if OPTION_NAMES.contains(&key) => {
                     map.insert(option.key.clone(), value);
                 }
@@ -401,6 +416,7 @@ impl LoadContext {
         if self.errors.len() > errors_before {
             return None;
         }
+        map.extend(push_options);
         Some(TableDef {
             name: name.to_string(),
             columns: cols,
@@ -575,7 +591,9 @@ impl LoadContext {
                 }
             }
             for (k, v) in &table.options {
-                merged.insert(k.clone(), (v.clone(), &table_origin));
+                if k != MAX_BUFFERED_RECORDS {
+                    merged.insert(k.clone(), (v.clone(), &table_origin));
+                }
             }
             let Some((resolved, substituted)) = resolve_env(&merged, env, &mut self.errors) else {
                 continue;

@@ -188,10 +188,109 @@ pub struct StoredTable {
     store: Arc<Store>,
 }
 
+/// The rows of a table without a key whose log holds pushed deletes: the deleted rows are
+/// read first (from the few entries `unkeyed_deletes` lists), then every entry is streamed
+/// with one equal inserted row skipped per delete, and the projection applied.
+fn scan_with_deletes(
+    snapshot: &Snapshot,
+    table: &str,
+    full_schema: &SchemaRef,
+    projection: Option<&[usize]>,
+    deletes: &[(u64, u64)],
+    emit: &mut dyn FnMut(RecordBatch) -> bool,
+) -> DfResult<()> {
+    use arrow::array::{Array, AsArray, BooleanArray};
+    use arrow::datatypes::Int8Type;
+    use arrow::row::{RowConverter, SortField};
+    let width = full_schema.fields().len();
+    let converter = RowConverter::new(
+        full_schema
+            .fields()
+            .iter()
+            .map(|f| SortField::new(f.data_type().clone()))
+            .collect(),
+    )
+    .map_err(arrow_error)?;
+    let ops_of = |batch: &RecordBatch| {
+        batch
+            .column_by_name(crate::keyed::OP_COLUMN)
+            .map(|c| c.as_primitive::<Int8Type>().clone())
+    };
+    let mut gone: HashMap<arrow::row::OwnedRow, u64> = HashMap::new();
+    for (sequence, _) in deletes {
+        let Some(batch) = snapshot.entry(table, *sequence).map_err(store_error)? else {
+            continue;
+        };
+        let rows = converter
+            .convert_columns(&batch.columns()[..width])
+            .map_err(arrow_error)?;
+        if let Some(ops) = ops_of(&batch) {
+            for (i, row) in rows.iter().enumerate() {
+                if ops.is_valid(i) && ops.value(i) < 0 {
+                    *gone.entry(row.owned()).or_default() += 1;
+                }
+            }
+        }
+    }
+    let mut failure = None;
+    snapshot
+        .scan_log(table, None, &mut |_, batch| {
+            let mut step = || -> DfResult<RecordBatch> {
+                let rows = converter
+                    .convert_columns(&batch.columns()[..width])
+                    .map_err(arrow_error)?;
+                let ops = ops_of(&batch);
+                let keep: BooleanArray = rows
+                    .iter()
+                    .enumerate()
+                    .map(|(i, row)| {
+                        if ops
+                            .as_ref()
+                            .is_some_and(|o| o.is_valid(i) && o.value(i) < 0)
+                        {
+                            return Some(false);
+                        }
+                        if let Some(n) = gone.get_mut(&row.owned())
+                            && *n > 0
+                        {
+                            *n -= 1;
+                            return Some(false);
+                        }
+                        Some(true)
+                    })
+                    .collect();
+                let data = batch
+                    .project(&(0..width).collect::<Vec<_>>())
+                    .map_err(arrow_error)?;
+                let kept =
+                    arrow::compute::filter_record_batch(&data, &keep).map_err(arrow_error)?;
+                let kept = kept.with_schema(full_schema.clone()).map_err(arrow_error)?;
+                match projection {
+                    Some(p) => kept.project(p).map_err(arrow_error),
+                    None => Ok(kept),
+                }
+            };
+            match step() {
+                Ok(batch) => emit(batch),
+                Err(e) => {
+                    failure = Some(e);
+                    false
+                }
+            }
+        })
+        .map_err(store_error)?;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 /// An append-only table's records (the projected columns), streamed from a snapshot of
 /// the store's log.
 struct LogScan {
     table: String,
+    /// The table's whole schema (the scan may need every column to match deletes).
+    full_schema: SchemaRef,
     schema: SchemaRef,
     projection: Option<Vec<usize>>,
     snapshot: Snapshot,
@@ -216,12 +315,33 @@ impl PartitionStream for LogScan {
             self.table.clone(),
             self.projection.clone(),
         );
+        let full_schema = self.full_schema.clone();
         tokio::task::spawn_blocking(move || {
-            let result = snapshot.scan_log(&table, projection.as_deref(), &mut |_, batch| {
-                tx.blocking_send(Ok(batch)).is_ok()
-            });
+            let deletes = match snapshot.unkeyed_delete_entries(&table) {
+                Ok(d) => d,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(store_error(e)));
+                    return;
+                }
+            };
+            let result = if deletes.is_empty() {
+                snapshot
+                    .scan_log(&table, projection.as_deref(), &mut |_, batch| {
+                        tx.blocking_send(Ok(batch)).is_ok()
+                    })
+                    .map_err(store_error)
+            } else {
+                scan_with_deletes(
+                    &snapshot,
+                    &table,
+                    &full_schema,
+                    projection.as_deref(),
+                    &deletes,
+                    &mut |batch| tx.blocking_send(Ok(batch)).is_ok(),
+                )
+            };
             if let Err(e) = result {
-                let _ = tx.blocking_send(Err(store_error(e)));
+                let _ = tx.blocking_send(Err(e));
             }
         });
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -270,6 +390,7 @@ impl TableProvider for StoredTable {
             None => self.schema(),
         };
         let scan = LogScan {
+            full_schema: self.table.schema.clone(),
             table: self.table.def.name.clone(),
             schema: schema.clone(),
             projection: projection.cloned(),
@@ -705,6 +826,7 @@ mod tests {
                 batch: Some(&batch),
                 state: None,
                 dead_letters: &[],
+                unkeyed_deletes: 0,
             })
             .unwrap()
             .unwrap();

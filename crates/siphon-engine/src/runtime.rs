@@ -90,6 +90,26 @@ impl SourceTask {
         }
     }
 
+    /// Waits while inputs are paused, showing the source as paused; false on shutdown.
+    async fn wait_while_paused(&mut self) -> bool {
+        let previous = {
+            let mut s = self.status.lock().expect("status lock");
+            s.next_poll_at = None;
+            std::mem::replace(&mut s.state, RunState::Paused)
+        };
+        let mut paused = self.engine.watch_paused();
+        let resumed = tokio::select! {
+            r = paused.wait_for(|p| !*p) => r.is_ok(),
+            _ = self.shutdown.changed() => false,
+        };
+        let mut s = self.status.lock().expect("status lock");
+        if s.state == RunState::Paused {
+            s.state = previous;
+        }
+        s.next_poll_at = Some(Utc::now());
+        resumed
+    }
+
     async fn run_until_shutdown(&mut self) {
         let interval = self.source.config().interval;
         let mut state = match self.load_state().await {
@@ -105,6 +125,9 @@ impl SourceTask {
             tokio::select! {
                 _ = ticker.tick() => {}
                 _ = self.shutdown.changed() => return,
+            }
+            if self.engine.is_paused() && !self.wait_while_paused().await {
+                return;
             }
             #[cfg(test)]
             if PANIC_IN_NEXT_POLL.swap(false, std::sync::atomic::Ordering::SeqCst) {

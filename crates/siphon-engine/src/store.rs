@@ -15,6 +15,10 @@
 //!   continues its numbering from there, so a sequence number never names two different
 //!   batches of one table name: a reader resuming with `from=N` cannot be handed other
 //!   data under an old number.
+//! * `unkeyed_deletes`: `(table, sequence)` → how many delete rows that entry holds, for
+//!   the entries of tables without a PRIMARY KEY that remove rows (pushed deletes). A
+//!   reader of such a table reads these entries first to know which rows are gone; the
+//!   table's other entries are pure inserts.
 //! * `source_state`: table → the source's state (opaque bytes owned by the source).
 //! * `dead_letters_by_table`: `(table, increasing id)` → JSON of [`DeadLetterRow`], kept
 //!   within [`Retention`] (rows per table, age), oldest dropped first, and removed with
@@ -41,6 +45,7 @@ const LEGACY_DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("d
 const DEAD_LETTERS: TableDefinition<(&str, u64), &[u8]> =
     TableDefinition::new("dead_letters_by_table");
 const SEQUENCE_FLOOR: TableDefinition<&str, (u64, u64)> = TableDefinition::new("sequence_floor");
+const UNKEYED_DELETES: TableDefinition<(&str, u64), u64> = TableDefinition::new("unkeyed_deletes");
 
 /// The file name of the store inside the data directory.
 pub const STORE_FILE: &str = "siphon.redb";
@@ -99,6 +104,9 @@ pub struct Commit<'a> {
     pub state: Option<&'a [u8]>,
     /// Records rejected by this poll.
     pub dead_letters: &'a [DeadLetterRow],
+    /// For a table without a PRIMARY KEY: how many rows of `batch` are deletes (its
+    /// [`crate::keyed::OP_COLUMN`] is -1). 0 for keyed tables and for pure inserts.
+    pub unkeyed_deletes: u64,
 }
 
 /// What a commit added to a table's log.
@@ -171,6 +179,7 @@ impl Store {
             db_err!(txn.open_table(STATE))?;
             db_err!(txn.open_table(DEAD_LETTERS))?;
             db_err!(txn.open_table(SEQUENCE_FLOOR))?;
+            db_err!(txn.open_table(UNKEYED_DELETES))?;
             migrate_legacy_dead_letters(&txn)?;
         }
         db_err!(txn.commit())?;
@@ -180,53 +189,74 @@ impl Store {
     /// Commits records, state and dead letters of one poll atomically and durably.
     /// Returns where the records landed, or `None` when there were none.
     pub fn commit(&self, commit: &Commit<'_>) -> Result<Option<CommitInfo>, StoreError> {
+        let mut infos = self.commit_group(std::slice::from_ref(commit))?;
+        Ok(infos.pop().flatten())
+    }
+
+    /// Commits several commits in ONE durable transaction (one fsync): all of them or none.
+    /// Commits to the same table take consecutive sequence numbers in slice order. Returns
+    /// where each one's records landed.
+    pub fn commit_group(
+        &self,
+        commits: &[Commit<'_>],
+    ) -> Result<Vec<Option<CommitInfo>>, StoreError> {
         let txn = db_err!(self.db.begin_write())?;
-        let mut info = None;
+        let mut infos = Vec::with_capacity(commits.len());
         {
-            if let Some(batch) = commit.batch.filter(|b| b.num_rows() > 0) {
-                let mut log = db_err!(txn.open_table(LOG))?;
-                // A table's numbering continues after its last entry, or after where its
-                // dropped incarnations stopped.
-                let (last, first_record) = match log_end(&log, commit.table)? {
-                    Some(end) => end,
-                    None => {
-                        let floor = db_err!(txn.open_table(SEQUENCE_FLOOR))?;
-                        db_err!(floor.get(commit.table))?
-                            .map(|v| v.value())
-                            .unwrap_or((0, 0))
-                    }
-                };
-                let sequence = last + 1;
-                let committed_at = Utc::now();
-                let bytes = encode_entry(first_record, committed_at, batch)?;
-                db_err!(log.insert((commit.table, sequence), bytes.as_slice()))?;
-                info = Some(CommitInfo {
-                    sequence,
-                    first_record,
-                    committed_at,
-                    records: batch.num_rows() as u64,
-                });
-            }
-            if let Some(state) = commit.state {
-                let mut table = db_err!(txn.open_table(STATE))?;
-                db_err!(table.insert(commit.table, state))?;
-            }
+            let mut log = db_err!(txn.open_table(LOG))?;
+            let floor = db_err!(txn.open_table(SEQUENCE_FLOOR))?;
+            let mut state_table = db_err!(txn.open_table(STATE))?;
             let mut letters = db_err!(txn.open_table(DEAD_LETTERS))?;
-            let range = (commit.table, 0)..=(commit.table, u64::MAX);
-            if !commit.dead_letters.is_empty() {
-                let next = match db_err!(letters.range(range.clone()))?.next_back() {
-                    Some(last) => db_err!(last)?.0.value().1 + 1,
-                    None => 0,
-                };
-                for (id, letter) in (next..).zip(commit.dead_letters) {
-                    let json = serde_json::to_vec(letter).expect("dead letters serialize");
-                    db_err!(letters.insert((commit.table, id), json.as_slice()))?;
+            let mut unkeyed = db_err!(txn.open_table(UNKEYED_DELETES))?;
+            for commit in commits {
+                let mut info = None;
+                if let Some(batch) = commit.batch.filter(|b| b.num_rows() > 0) {
+                    // A table's numbering continues after its last entry, or after where its
+                    // dropped incarnations stopped.
+                    let (last, first_record) = match log_end(&log, commit.table)? {
+                        Some(end) => end,
+                        None => db_err!(floor.get(commit.table))?
+                            .map(|v| v.value())
+                            .unwrap_or((0, 0)),
+                    };
+                    let sequence = last + 1;
+                    let committed_at = Utc::now();
+                    let bytes = encode_entry(first_record, committed_at, batch)?;
+                    db_err!(log.insert((commit.table, sequence), bytes.as_slice()))?;
+                    if commit.unkeyed_deletes > 0 {
+                        db_err!(unkeyed.insert((commit.table, sequence), commit.unkeyed_deletes))?;
+                    }
+                    info = Some(CommitInfo {
+                        sequence,
+                        first_record,
+                        committed_at,
+                        records: batch.num_rows() as u64,
+                    });
                 }
+                if let Some(state) = commit.state {
+                    db_err!(state_table.insert(commit.table, state))?;
+                }
+                let range = (commit.table, 0)..=(commit.table, u64::MAX);
+                if !commit.dead_letters.is_empty() {
+                    let next = match db_err!(letters.range(range.clone()))?.next_back() {
+                        Some(last) => db_err!(last)?.0.value().1 + 1,
+                        None => 0,
+                    };
+                    for (id, letter) in (next..).zip(commit.dead_letters) {
+                        let json = serde_json::to_vec(letter).expect("dead letters serialize");
+                        db_err!(letters.insert((commit.table, id), json.as_slice()))?;
+                    }
+                }
+                // Every poll trims (age limits apply to polls that rejected nothing too); a
+                // push has no dead letters and no state, and skips it.
+                if !commit.dead_letters.is_empty() || commit.state.is_some() {
+                    self.trim_dead_letters(&mut letters, commit.table)?;
+                }
+                infos.push(info);
             }
-            self.trim_dead_letters(&mut letters, commit.table)?;
         }
         db_err!(txn.commit())?;
-        Ok(info)
+        Ok(infos)
     }
 
     /// The saved state of a table's source.
@@ -335,6 +365,7 @@ impl Store {
             let mut state = db_err!(txn.open_table(STATE))?;
             let mut letters = db_err!(txn.open_table(DEAD_LETTERS))?;
             let mut floor = db_err!(txn.open_table(SEQUENCE_FLOOR))?;
+            let mut unkeyed = db_err!(txn.open_table(UNKEYED_DELETES))?;
             for (key, value) in changes {
                 match value {
                     Some(json) => {
@@ -348,6 +379,9 @@ impl Store {
                                 db_err!(floor.insert(table, end))?;
                             }
                             db_err!(log.retain_in((table, 0)..=(table, u64::MAX), |_, _| false))?;
+                            db_err!(
+                                unkeyed.retain_in((table, 0)..=(table, u64::MAX), |_, _| false)
+                            )?;
                             db_err!(state.remove(table))?;
                             db_err!(
                                 letters.retain_in((table, 0)..=(table, u64::MAX), |_, _| false)
@@ -397,6 +431,32 @@ impl Snapshot {
             }
             None => Ok(0),
         }
+    }
+
+    /// The entries of a table without a PRIMARY KEY that delete rows, with how many
+    /// deletes each holds, in sequence order.
+    pub fn unkeyed_delete_entries(&self, table: &str) -> Result<Vec<(u64, u64)>, StoreError> {
+        let unkeyed = db_err!(self.txn.open_table(UNKEYED_DELETES))?;
+        let mut out = Vec::new();
+        for item in db_err!(unkeyed.range((table, 0)..=(table, u64::MAX)))? {
+            let (key, value) = db_err!(item)?;
+            out.push((key.value().1, value.value()));
+        }
+        Ok(out)
+    }
+
+    /// One log entry of a table (all columns), if it exists in this snapshot.
+    pub fn entry(&self, table: &str, sequence: u64) -> Result<Option<RecordBatch>, StoreError> {
+        let log = db_err!(self.txn.open_table(LOG))?;
+        let Some(value) = db_err!(log.get((table, sequence)))? else {
+            return Ok(None);
+        };
+        decode_projected(value.value(), None)
+            .map(Some)
+            .map_err(|message| StoreError::Corrupt {
+                what: format!("log entry {sequence} of table {table}"),
+                message,
+            })
     }
 
     /// Decodes a table's log entries in sequence order, handing `each` the sequence number
@@ -633,6 +693,7 @@ mod tests {
                 batch: Some(&b1),
                 state: Some(b"s1"),
                 dead_letters: &dl,
+                unkeyed_deletes: 0,
             })
             .unwrap()
             .unwrap();
@@ -644,6 +705,7 @@ mod tests {
                 batch: None,
                 state: Some(b"s2"),
                 dead_letters: &[],
+                unkeyed_deletes: 0,
             })
             .unwrap();
         assert!(none.is_none());
@@ -653,6 +715,7 @@ mod tests {
                 batch: Some(&b2),
                 state: Some(b"s3"),
                 dead_letters: &[],
+                unkeyed_deletes: 0,
             })
             .unwrap()
             .unwrap();
@@ -664,6 +727,7 @@ mod tests {
                 batch: Some(&b2),
                 state: None,
                 dead_letters: &[],
+                unkeyed_deletes: 0,
             })
             .unwrap()
             .unwrap();
@@ -712,6 +776,7 @@ mod tests {
                     batch: Some(&batch(&[1, 2])),
                     state: None,
                     dead_letters: &[],
+                    unkeyed_deletes: 0,
                 })
                 .unwrap()
                 .unwrap()
@@ -746,6 +811,7 @@ mod tests {
                 batch: Some(&batch(&[9])),
                 state: None,
                 dead_letters: &[],
+                unkeyed_deletes: 0,
             })
             .unwrap()
             .unwrap();
@@ -779,6 +845,7 @@ mod tests {
                     batch: None,
                     state: None,
                     dead_letters: &letters,
+                    unkeyed_deletes: 0,
                 })
                 .unwrap();
         };
@@ -841,6 +908,7 @@ mod tests {
                     batch: Some(&b),
                     state: Some(b"x"),
                     dead_letters: &[],
+                    unkeyed_deletes: 0,
                 })
                 .unwrap();
         }
@@ -874,6 +942,7 @@ mod snapshot_tests {
                 batch: Some(&b),
                 state: None,
                 dead_letters: &[],
+                unkeyed_deletes: 0,
             })
             .unwrap();
     }

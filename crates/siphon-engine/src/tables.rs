@@ -17,6 +17,10 @@ use arrow::datatypes::SchemaRef;
 use arrow::error::ArrowError;
 
 use crate::catalog::TableDef;
+use crate::ingress::PushDecoders;
+
+/// The table option that bounds the records of waiting pushes.
+pub const MAX_BUFFERED_RECORDS: &str = "max_buffered_records";
 use crate::keyed::{Diff, KeyedRows, Snapshot};
 use crate::store::CommitInfo;
 
@@ -35,7 +39,17 @@ pub struct TableData {
     /// The sequence number of the table's last durable commit (0: none yet), for readers
     /// that follow its changes.
     last_sequence: tokio::sync::watch::Sender<u64>,
+    /// The decoders of pushes to this table.
+    pub(crate) push_decoders: PushDecoders,
+    /// Records of pushes that wait (paused, or queued to commit): a push takes a permit per
+    /// record before it waits, so past `max_buffered_records` the next push waits too.
+    pub(crate) push_budget: tokio::sync::Semaphore,
+    /// The table's `max_buffered_records`.
+    pub(crate) max_buffered_records: usize,
 }
+
+/// The default of `max_buffered_records`, as Feldera's HTTP input.
+pub const DEFAULT_MAX_BUFFERED_RECORDS: usize = 100_000;
 
 impl TableData {
     /// A table with the given commits. A keyed table replays `changes` (its whole log, in
@@ -52,8 +66,16 @@ impl TableData {
             Some(Mutex::new(replay(&schema, &def.primary_key, changes)?))
         };
         let last = commits.last().map_or(0, |c| c.sequence);
+        let max_buffered_records = def
+            .options
+            .get(MAX_BUFFERED_RECORDS)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_MAX_BUFFERED_RECORDS);
         Ok(TableData {
             last_sequence: tokio::sync::watch::Sender::new(last),
+            push_decoders: PushDecoders::default(),
+            push_budget: tokio::sync::Semaphore::new(max_buffered_records),
+            max_buffered_records,
             def,
             schema,
             commits: RwLock::new(commits),
@@ -126,6 +148,14 @@ impl TableData {
     /// changes only after a commit is durable and visible to queries.
     pub fn watch_sequence(&self) -> tokio::sync::watch::Receiver<u64> {
         self.last_sequence.subscribe()
+    }
+
+    /// Runs `f` on a keyed table's current rows (`None` for a table without a key). Call
+    /// under the commit lock.
+    pub(crate) fn with_keyed<R>(&self, f: impl FnOnce(&KeyedRows) -> R) -> Option<R> {
+        self.keyed
+            .as_ref()
+            .map(|rows| f(&rows.lock().expect("keyed rows lock")))
     }
 
     /// How many keys a keyed table holds (0 for an append-only table).

@@ -6,6 +6,7 @@
 //! same router on a real listener on port 0.
 
 mod encode;
+mod ingress;
 mod origin;
 
 use std::net::SocketAddr;
@@ -68,6 +69,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/query", get(query_get).post(query_post))
         .route("/v1/status", get(status))
         .route("/metrics", get(metrics))
+        .merge(ingress::routes())
         .with_state(state)
 }
 
@@ -76,6 +78,7 @@ pub fn app(state: AppState) -> Router {
 pub struct ApiError {
     status: StatusCode,
     message: String,
+    detail: serde_json::Value,
 }
 
 impl ApiError {
@@ -83,13 +86,20 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            detail: serde_json::Value::Null,
         }
+    }
+
+    /// The same error with a machine-readable `detail`.
+    fn with_detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = detail;
+        self
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.message, "detail": null });
+        let body = serde_json::json!({ "error": self.message, "detail": self.detail });
         (self.status, Json(body)).into_response()
     }
 }
@@ -176,7 +186,9 @@ mod tests {
 
 async fn status(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let engine = state.engine()?;
-    Ok(Json(serde_json::json!({ "sources": engine.statuses() })))
+    Ok(Json(
+        serde_json::json!({ "sources": engine.statuses(), "paused": engine.is_paused() }),
+    ))
 }
 
 #[derive(Deserialize)]

@@ -461,6 +461,7 @@ mod tests {
             [DeadLetter {
                 reason: r#"line 4: field "value": cannot convert string "oops" to DOUBLE"#.into(),
                 raw: "2,\"b\nb\",oops".into(),
+                record: 1,
             }]
         );
         // The row after the multi-line one is on line 6.
@@ -490,6 +491,7 @@ mod tests {
             [DeadLetter {
                 reason: "line 3: 5 fields, header has 3".into(),
                 raw: "2,b,2,x,y".into(),
+                record: 1,
             }]
         );
     }
@@ -506,6 +508,7 @@ mod tests {
             [DeadLetter {
                 reason: r#"line 3: field "name": not valid UTF-8"#.into(),
                 raw: "2,\u{fffd}\u{fffd}".into(),
+                record: 1,
             }]
         );
     }

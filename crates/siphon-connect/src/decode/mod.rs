@@ -116,6 +116,9 @@ pub struct DeadLetter {
     /// its original whitespace, a CSV row without its line end, an XML element from its
     /// start tag to its end tag), truncated to [`MAX_DEAD_LETTER_RAW`] bytes.
     pub raw: String,
+    /// The record's 0-based index among the records of the body (blank NDJSON lines and a
+    /// CSV header are not records).
+    pub record: usize,
 }
 
 /// Decodes the pages of one table: built once from the table's schema and format, then

@@ -291,7 +291,12 @@ impl<'d, 'a> PageSink<'d, 'a> {
                         String::new()
                     }
                 };
-                self.dead_letters.push(DeadLetter { reason, raw });
+                let record = self.next_record - 1;
+                self.dead_letters.push(DeadLetter {
+                    reason,
+                    raw,
+                    record,
+                });
             }
         }
     }

@@ -182,6 +182,7 @@ fn conversion_failure_drops_the_whole_record_and_keeps_the_others() {
         [DeadLetter {
             reason: r#"record 3: field "value": cannot convert string "abc" to DOUBLE"#.into(),
             raw: r#"{"id": 4, "value": "abc"}"#.into(),
+            record: 3,
         }]
     );
 }
@@ -567,7 +568,8 @@ fn raw_format() {
             reason: r#"record 0: column "doc": body is not valid JSON: expected ident at line 1 column 2"#
                 .into(),
             raw: "not json".into(),
-        }]
+ record: 0,
+}]
     );
 }
 
@@ -749,6 +751,7 @@ fn repeated_selected_key_keeps_the_last_value() {
         [DeadLetter {
             reason: r#"record 1: field "id": cannot convert string "x" to BIGINT"#.into(),
             raw: r#"{"id": "x"}"#.into(),
+            record: 1,
         }]
     );
 }

@@ -1087,6 +1087,7 @@ mod tests {
                     r#"record 1 (line 3): field "value": cannot convert string "abc" to DOUBLE"#
                         .into(),
                 raw: "<item>\n  <id>2</id><value>abc</value>\n</item>".into(),
+                record: 1,
             }]
         );
     }

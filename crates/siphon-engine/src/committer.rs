@@ -1,0 +1,380 @@
+//! Group commit of pushes: many concurrent pushes share one durable transaction.
+//!
+//! Every push goes through one committer thread. It takes the pushes waiting in its queue
+//! (up to [`MAX_GROUP_RECORDS`]), holds the commit locks of their tables (in name order, so
+//! it never deadlocks with a poll, which holds one), turns each push into its change batch
+//! in queue order — a later push sees the earlier ones' changes through a [`Stage`], never
+//! through the tables' visible rows — and writes them all with one
+//! [`Store::commit_group`]: one fsync for the whole group. Only after that returns are
+//! the changes applied in memory and the pushes answered, so a push that got its answer is
+//! durable, and a push that did not is either wholly there or not at all.
+//!
+//! A push that cannot apply (a delete of a row a table without a key does not hold) is
+//! refused on its own; the others of its group go on.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Int8Array, RecordBatch};
+use arrow::datatypes::Int8Type;
+use arrow::row::{OwnedRow, RowConverter, SortField};
+use tokio::sync::oneshot;
+
+use crate::ingress::{PushError, Run, RunKind};
+use crate::keyed::{self, OP_COLUMN, Staged};
+use crate::store::{Commit, Store};
+use crate::tables::TableRef;
+
+/// A group stops growing past this many records (it still takes at least one push).
+pub const MAX_GROUP_RECORDS: usize = 1_000_000;
+
+/// What a push stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PushOutcome {
+    /// Rows inserted (for a keyed table: new or changed rows).
+    pub inserted: usize,
+    /// Rows deleted (for a keyed table, also the old rows of changed keys).
+    pub deleted: usize,
+    /// The commit's sequence number; `None` when the push changed nothing.
+    pub sequence_number: Option<u64>,
+}
+
+/// One push waiting to commit.
+pub(crate) struct Job {
+    pub table: TableRef,
+    pub runs: Vec<Run>,
+    pub reply: oneshot::Sender<Result<PushOutcome, PushError>>,
+}
+
+/// The handle pushes are queued through; the thread ends when it is dropped.
+pub(crate) struct Committer {
+    queue: mpsc::Sender<Job>,
+}
+
+impl Committer {
+    /// Starts the committer thread over `store`.
+    pub(crate) fn start(store: Arc<Store>) -> std::io::Result<Committer> {
+        let (queue, jobs) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("siphon-commit".into())
+            .spawn(move || {
+                while let Ok(first) = jobs.recv() {
+                    let mut records: usize = first.runs.iter().map(|r| r.batch.num_rows()).sum();
+                    let mut group = vec![first];
+                    while records < MAX_GROUP_RECORDS {
+                        match jobs.try_recv() {
+                            Ok(job) => {
+                                records +=
+                                    job.runs.iter().map(|r| r.batch.num_rows()).sum::<usize>();
+                                group.push(job);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    commit_group(&store, group);
+                }
+            })?;
+        Ok(Committer { queue })
+    }
+
+    /// Queues a push; the answer comes on its reply channel.
+    pub(crate) fn submit(&self, job: Job) -> Result<(), PushError> {
+        self.queue.send(job).map_err(|_| PushError::ShuttingDown)
+    }
+}
+
+/// Changes of a group's earlier pushes to one table, not durable yet.
+enum Stage {
+    Keyed(Staged),
+    Unkeyed(UnkeyedStage),
+}
+
+fn commit_group(store: &Store, group: Vec<Job>) {
+    let mut tables: BTreeMap<String, TableRef> = BTreeMap::new();
+    for job in &group {
+        tables
+            .entry(job.table.def.name.clone())
+            .or_insert_with(|| job.table.clone());
+    }
+    // In name order: a poll holds one lock at a time, so no cycle can form.
+    let _guards: Vec<_> = tables
+        .values()
+        .map(|t| t.commit_lock.blocking_lock())
+        .collect();
+
+    let mut stages: HashMap<String, Stage> = HashMap::new();
+    // (job, its change batch and unkeyed deletes) for the pushes that apply.
+    let mut ready: Vec<(Job, Option<(RecordBatch, u64)>)> = Vec::with_capacity(group.len());
+    for job in group {
+        let name = job.table.def.name.clone();
+        let stage = stages.entry(name).or_insert_with(|| {
+            if job.table.is_keyed() {
+                Stage::Keyed(Staged::default())
+            } else {
+                Stage::Unkeyed(UnkeyedStage::default())
+            }
+        });
+        match changes_of(&job.table, &job.runs, stage, store) {
+            Ok(changes) => ready.push((job, changes)),
+            Err(e) => {
+                let _ = job.reply.send(Err(e));
+            }
+        }
+    }
+
+    let commits: Vec<Commit<'_>> = ready
+        .iter()
+        .filter_map(|(job, changes)| {
+            let (batch, unkeyed_deletes) = changes.as_ref()?;
+            Some(Commit {
+                table: &job.table.def.name,
+                batch: Some(batch),
+                state: None,
+                dead_letters: &[],
+                unkeyed_deletes: *unkeyed_deletes,
+            })
+        })
+        .collect();
+    let infos = match store.commit_group(&commits) {
+        Ok(infos) => infos,
+        Err(e) => {
+            tracing::error!(error = %e, pushes = ready.len(), "committing pushes failed; none of them was stored");
+            for (job, _) in ready {
+                let _ = job.reply.send(Err(PushError::Internal(format!(
+                    "the store failed; nothing of this push was stored: {e}"
+                ))));
+            }
+            return;
+        }
+    };
+    drop(commits);
+    let mut infos = infos.into_iter();
+    for (job, changes) in ready {
+        let outcome = match changes {
+            None => PushOutcome {
+                inserted: 0,
+                deleted: 0,
+                sequence_number: None,
+            },
+            Some((batch, _)) => {
+                let info = infos.next().flatten();
+                if let Some(info) = info
+                    && let Err(e) = job.table.push(info, &batch)
+                {
+                    tracing::error!(table = %job.table.def.name, error = %e, "applying a committed push in memory failed; reloading the table from the store");
+                    if let Err(e) = crate::reload_from_store(store, &job.table) {
+                        tracing::error!(table = %job.table.def.name, error = %e, "reloading the table from the store failed");
+                    }
+                }
+                let (inserted, deleted) = keyed::change_counts(&batch);
+                PushOutcome {
+                    inserted,
+                    deleted,
+                    sequence_number: info.map(|i| i.sequence),
+                }
+            }
+        };
+        let _ = job.reply.send(Ok(outcome));
+    }
+}
+
+/// The change batch one push makes (and the number of deletes it holds, for a table
+/// without a key), staged for the group's later pushes; `None` when it changes nothing.
+fn changes_of(
+    table: &TableRef,
+    runs: &[Run],
+    stage: &mut Stage,
+    store: &Store,
+) -> Result<Option<(RecordBatch, u64)>, PushError> {
+    let internal = |e: arrow::error::ArrowError| {
+        PushError::Internal(format!("building the changes of {}: {e}", table.def.name))
+    };
+    match stage {
+        Stage::Keyed(staged) => {
+            let mut parts = Vec::new();
+            for run in runs {
+                let part = table
+                    .with_keyed(|rows| match run.kind {
+                        RunKind::Insert => rows.upsert(&run.batch, staged),
+                        RunKind::Delete => rows.delete_keys(&run.batch, staged),
+                    })
+                    .ok_or_else(|| PushError::Internal("a keyed table lost its rows".into()))?
+                    .map_err(internal)?;
+                parts.extend(part);
+            }
+            if parts.is_empty() {
+                return Ok(None);
+            }
+            let batch =
+                arrow::compute::concat_batches(&parts[0].schema(), &parts).map_err(internal)?;
+            Ok(Some((batch, 0)))
+        }
+        Stage::Unkeyed(stage) => stage.changes(table, runs, store).map_err(|e| match e {
+            UnkeyedError::Arrow(e) => internal(e),
+            UnkeyedError::Push(e) => e,
+        }),
+    }
+}
+
+enum UnkeyedError {
+    Arrow(arrow::error::ArrowError),
+    Push(PushError),
+}
+
+impl From<arrow::error::ArrowError> for UnkeyedError {
+    fn from(e: arrow::error::ArrowError) -> Self {
+        UnkeyedError::Arrow(e)
+    }
+}
+
+/// For a table without a key: how many copies of each row that a push of the group
+/// deletes the table holds, counting the group's earlier pushes.
+#[derive(Default)]
+struct UnkeyedStage {
+    converter: Option<RowConverter>,
+    /// Rows whose count is known: stored copies plus staged inserts minus staged deletes.
+    counts: HashMap<OwnedRow, i64>,
+    /// The change batches of the group's earlier pushes (to count rows first needed later).
+    pending: Vec<RecordBatch>,
+}
+
+impl UnkeyedStage {
+    fn changes(
+        &mut self,
+        table: &TableRef,
+        runs: &[Run],
+        store: &Store,
+    ) -> Result<Option<(RecordBatch, u64)>, UnkeyedError> {
+        let width = table.schema.fields().len();
+        let has_deletes = runs.iter().any(|r| r.kind == RunKind::Delete);
+        if self.converter.is_none() {
+            self.converter = Some(RowConverter::new(
+                table
+                    .schema
+                    .fields()
+                    .iter()
+                    .map(|f| SortField::new(f.data_type().clone()))
+                    .collect(),
+            )?);
+        }
+        let converter = self.converter.as_ref().expect("set above");
+        if has_deletes {
+            // Rows deleted whose count is not known yet: count them in the store and in
+            // the group's earlier pushes.
+            let mut wanted: HashMap<OwnedRow, i64> = HashMap::new();
+            for run in runs.iter().filter(|r| r.kind == RunKind::Delete) {
+                let rows = converter.convert_columns(&run.batch.columns()[..width])?;
+                for row in rows.iter() {
+                    if !self.counts.contains_key(&row.owned()) {
+                        wanted.insert(row.owned(), 0);
+                    }
+                }
+            }
+            if !wanted.is_empty() {
+                let mut failure = None;
+                let snapshot = store
+                    .snapshot()
+                    .map_err(|e| UnkeyedError::Push(PushError::Internal(e.to_string())))?;
+                snapshot
+                    .scan_log(&table.def.name, None, &mut |_, batch| {
+                        if let Err(e) = count_rows(converter, &batch, width, &mut wanted) {
+                            failure = Some(e);
+                            return false;
+                        }
+                        true
+                    })
+                    .map_err(|e| UnkeyedError::Push(PushError::Internal(e.to_string())))?;
+                if let Some(e) = failure {
+                    return Err(e.into());
+                }
+                for batch in &self.pending {
+                    count_rows(converter, batch, width, &mut wanted)?;
+                }
+                self.counts.extend(wanted);
+            }
+        }
+        // Walk the runs in order on a copy of the counts this push touches.
+        let mut local: HashMap<OwnedRow, i64> = HashMap::new();
+        let mut parts: Vec<RecordBatch> = Vec::new();
+        let mut deletes = 0u64;
+        for run in runs {
+            let rows = converter.convert_columns(&run.batch.columns()[..width])?;
+            for (k, row) in rows.iter().enumerate() {
+                let key = row.owned();
+                let known = match local.get(&key) {
+                    Some(n) => Some(*n),
+                    None => self.counts.get(&key).copied(),
+                };
+                match (run.kind, known) {
+                    (RunKind::Insert, Some(n)) => {
+                        local.insert(key, n + 1);
+                    }
+                    (RunKind::Insert, None) => {}
+                    (RunKind::Delete, Some(n)) if n > 0 => {
+                        local.insert(key, n - 1);
+                    }
+                    (RunKind::Delete, _) => {
+                        return Err(UnkeyedError::Push(PushError::Record {
+                            record: run.first + k,
+                            reason: format!(
+                                "delete of a row that is not in table {} (a table without a PRIMARY KEY deletes one row equal in every column)",
+                                table.def.name
+                            ),
+                        }));
+                    }
+                }
+            }
+            if run.kind == RunKind::Delete {
+                deletes += run.batch.num_rows() as u64;
+            }
+            parts.push(run.batch.clone());
+        }
+        let total: usize = parts.iter().map(|p| p.num_rows()).sum();
+        if total == 0 {
+            return Ok(None);
+        }
+        self.counts.extend(local);
+        let batch = if deletes == 0 {
+            let parts: Vec<RecordBatch> = parts
+                .into_iter()
+                .map(|p| p.with_schema(table.schema.clone()))
+                .collect::<Result<_, _>>()?;
+            arrow::compute::concat_batches(&table.schema, &parts)?
+        } else {
+            let log_schema = keyed::log_schema(&table.schema);
+            let mut with_ops = Vec::with_capacity(parts.len());
+            for (run, part) in runs.iter().zip(&parts) {
+                let mut columns: Vec<ArrayRef> = part.columns()[..width].to_vec();
+                let op = if run.kind == RunKind::Delete { -1i8 } else { 1 };
+                columns.push(Arc::new(Int8Array::from(vec![op; part.num_rows()])));
+                with_ops.push(RecordBatch::try_new(log_schema.clone(), columns)?);
+            }
+            arrow::compute::concat_batches(&log_schema, &with_ops)?
+        };
+        self.pending.push(batch.clone());
+        Ok(Some((batch, deletes)))
+    }
+}
+
+/// Adds each row of `batch` that is in `wanted` to its count (+1 insert, -1 delete).
+fn count_rows(
+    converter: &RowConverter,
+    batch: &RecordBatch,
+    width: usize,
+    wanted: &mut HashMap<OwnedRow, i64>,
+) -> Result<(), arrow::error::ArrowError> {
+    let rows = converter.convert_columns(&batch.columns()[..width])?;
+    let ops = batch
+        .column_by_name(OP_COLUMN)
+        .map(|c| c.as_primitive::<Int8Type>().clone());
+    for (i, row) in rows.iter().enumerate() {
+        if let Some(count) = wanted.get_mut(&row.owned()) {
+            let op = ops
+                .as_ref()
+                .map_or(1, |o| if o.is_valid(i) { o.value(i) } else { 1 });
+            *count += i64::from(op.signum());
+        }
+    }
+    Ok(())
+}
