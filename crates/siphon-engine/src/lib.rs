@@ -5,6 +5,7 @@
 //! answers SQL over the committed data. The HTTP server and the CLI are thin layers over it.
 
 pub mod catalog;
+pub mod egress;
 pub mod identity;
 pub mod keyed;
 pub mod observe;
@@ -103,6 +104,7 @@ pub struct Engine {
     notes: Vec<String>,
     observer: Arc<Observer>,
     progress: BTreeMap<String, Arc<PollProgress>>,
+    egress_cache: Arc<egress::ChunkCache>,
 }
 
 /// Settings of a running engine.
@@ -229,6 +231,7 @@ impl Engine {
             notes: loaded.notes,
             progress,
             observer: Arc::new(Observer::new(options.history_per_source)),
+            egress_cache: Arc::new(egress::ChunkCache::new(egress::DEFAULT_CACHE_BYTES)),
         });
         system::register(&engine).map_err(|e| EngineError::Internal(e.to_string()))?;
         Ok(engine)
