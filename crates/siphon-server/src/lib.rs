@@ -5,6 +5,7 @@
 //! turns 200 only when the store is open and the pipelines are loaded. Tests drive the
 //! same router on a real listener on port 0.
 
+mod egress;
 mod encode;
 mod origin;
 
@@ -30,6 +31,7 @@ pub use encode::{ResultEncoder, ResultFormat};
 pub struct AppState {
     engine: Arc<OnceLock<Arc<Engine>>>,
     listen: Option<SocketAddr>,
+    closing: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl AppState {
@@ -50,6 +52,20 @@ impl AppState {
         let _ = self.engine.set(engine);
     }
 
+    /// Ends every open change stream (cleanly), so a graceful shutdown does not wait on
+    /// readers that never hang up. Call when the shutdown begins.
+    pub fn close_streams(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once [`AppState::close_streams`] was called.
+    fn closing(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut closing = self.closing.subscribe();
+        async move {
+            let _ = closing.wait_for(|c| *c).await;
+        }
+    }
+
     fn engine(&self) -> Result<&Arc<Engine>, ApiError> {
         self.engine.get().ok_or_else(|| {
             ApiError::new(
@@ -68,6 +84,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/query", get(query_get).post(query_post))
         .route("/v1/status", get(status))
         .route("/metrics", get(metrics))
+        .merge(egress::routes())
         .with_state(state)
 }
 
