@@ -902,6 +902,27 @@ mod snapshot_tests {
             .unwrap();
     }
 
+    #[test]
+    fn read_log_range_reads_at_most_n_entries_after_a_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for i in 0..5 {
+            commit(&store, &[i]);
+        }
+        let seqs = |after, max| -> Vec<u64> {
+            store
+                .read_log_range("t", after, max)
+                .unwrap()
+                .iter()
+                .map(|e| e.sequence)
+                .collect()
+        };
+        assert_eq!(seqs(0, 2), vec![1, 2]);
+        assert_eq!(seqs(2, 10), vec![3, 4, 5]);
+        assert_eq!(seqs(5, 10), Vec::<u64>::new());
+        assert_eq!(seqs(u64::MAX, 10), Vec::<u64>::new());
+    }
+
     fn scan(snapshot: &Snapshot, projection: Option<&[usize]>) -> Vec<(u64, RecordBatch)> {
         let mut out = Vec::new();
         snapshot
