@@ -328,9 +328,13 @@ async fn run(
     let state = siphon_server::AppState::new().listening_on(listen);
     let server = tokio::spawn({
         let app = siphon_server::app(state.clone());
+        let state = state.clone();
         async move {
             axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
+                .with_graceful_shutdown(async move {
+                    shutdown_signal().await;
+                    state.close_streams();
+                })
                 .await
         }
     });

@@ -10,6 +10,7 @@ mod commands;
 mod completeness;
 mod crash;
 mod credentials;
+mod egress;
 mod ingress;
 mod json_server;
 mod observe;

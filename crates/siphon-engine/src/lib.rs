@@ -6,6 +6,7 @@
 
 pub mod catalog;
 mod committer;
+pub mod egress;
 pub mod identity;
 pub mod ingress;
 pub mod keyed;
@@ -111,6 +112,7 @@ pub struct Engine {
     committer: Committer,
     /// Whether inputs are paused: sources do not poll, pushes wait (unless forced).
     paused: watch::Sender<bool>,
+    egress_cache: Arc<egress::ChunkCache>,
 }
 
 /// What a push stored, with what the request held.
@@ -255,6 +257,7 @@ impl Engine {
             notes: loaded.notes,
             progress,
             observer: Arc::new(Observer::new(options.history_per_source)),
+            egress_cache: Arc::new(egress::ChunkCache::new(egress::DEFAULT_CACHE_BYTES)),
         });
         system::register(&engine).map_err(|e| EngineError::Internal(e.to_string()))?;
         Ok(engine)

@@ -32,6 +32,12 @@ pub struct SourceLabels {
     pub connection: String,
 }
 
+/// Labels of the per-table egress metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TableLabels {
+    table: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CodeLabels {
     table: String,
@@ -111,6 +117,8 @@ pub struct Observer {
     rate_limited: Family<SourceLabels, Counter>,
     circuit: Family<SourceLabels, Gauge>,
     polls: Family<StatusLabels, Counter>,
+    egress_dropped: Family<TableLabels, Counter>,
+    egress_readers: Family<TableLabels, Gauge>,
     history_per_source: usize,
     logs: Mutex<BTreeMap<String, VecDeque<LogRow>>>,
     http: Mutex<BTreeMap<String, VecDeque<HttpRow>>>,
@@ -179,6 +187,8 @@ impl Observer {
         let rate_limited = Family::<SourceLabels, Counter>::default();
         let circuit = Family::<SourceLabels, Gauge>::default();
         let polls = Family::<StatusLabels, Counter>::default();
+        let egress_dropped = Family::<TableLabels, Counter>::default();
+        let egress_readers = Family::<TableLabels, Gauge>::default();
         registry.register(
             "siphon_http_requests",
             "HTTP requests made by polling sources (status: HTTP code, or error/timeout)",
@@ -226,6 +236,17 @@ impl Observer {
             "Polls by outcome (ok, error)",
             polls.clone(),
         );
+        registry.register(
+            "siphon_egress_dropped_chunks",
+            "Change chunks skipped for egress readers with backpressure=false that fell more \
+             than 100 chunks behind",
+            egress_dropped.clone(),
+        );
+        registry.register(
+            "siphon_egress_readers",
+            "Open egress change streams",
+            egress_readers.clone(),
+        );
         Observer {
             registry,
             requests,
@@ -239,10 +260,31 @@ impl Observer {
             rate_limited,
             circuit,
             polls,
+            egress_dropped,
+            egress_readers,
             history_per_source: history_per_source.max(1),
             logs: Mutex::new(BTreeMap::new()),
             http: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// An egress reader of `table` skipped `chunks` chunks (backpressure=false).
+    pub fn egress_dropped(&self, table: &str, chunks: u64) {
+        self.egress_dropped
+            .get_or_create(&TableLabels {
+                table: table.to_string(),
+            })
+            .inc_by(chunks);
+        tracing::debug!(table = %table, chunks, "egress reader fell behind; chunks skipped");
+    }
+
+    /// An egress reader of `table` opened (+1) or closed (-1).
+    pub fn egress_readers(&self, table: &str, delta: i64) {
+        self.egress_readers
+            .get_or_create(&TableLabels {
+                table: table.to_string(),
+            })
+            .inc_by(delta);
     }
 
     /// Prometheus text exposition of every metric.

@@ -268,10 +268,34 @@ impl Store {
 
     /// A table's log entries with sequence numbers from `from` on, in order.
     pub fn read_log(&self, table: &str, from: u64) -> Result<Vec<LogEntry>, StoreError> {
+        self.read_log_bounded(table, from, usize::MAX)
+    }
+
+    /// At most `max_entries` of a table's log entries with sequence numbers above `after`,
+    /// in order, from one read transaction: a reader far behind reads its way forward in
+    /// bounded steps instead of loading the whole log.
+    pub fn read_log_range(
+        &self,
+        table: &str,
+        after: u64,
+        max_entries: usize,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        match after.checked_add(1) {
+            Some(from) => self.read_log_bounded(table, from, max_entries),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    fn read_log_bounded(
+        &self,
+        table: &str,
+        from: u64,
+        max_entries: usize,
+    ) -> Result<Vec<LogEntry>, StoreError> {
         let txn = db_err!(self.db.begin_read())?;
         let log = db_err!(txn.open_table(LOG))?;
         let mut entries = Vec::new();
-        for item in db_err!(log.range((table, from)..=(table, u64::MAX)))? {
+        for item in db_err!(log.range((table, from)..=(table, u64::MAX)))?.take(max_entries) {
             let (key, value) = db_err!(item)?;
             let (_, sequence) = key.value();
             let (first_record, committed_at, batch) =
@@ -945,6 +969,27 @@ mod snapshot_tests {
                 unkeyed_deletes: 0,
             })
             .unwrap();
+    }
+
+    #[test]
+    fn read_log_range_reads_at_most_n_entries_after_a_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for i in 0..5 {
+            commit(&store, &[i]);
+        }
+        let seqs = |after, max| -> Vec<u64> {
+            store
+                .read_log_range("t", after, max)
+                .unwrap()
+                .iter()
+                .map(|e| e.sequence)
+                .collect()
+        };
+        assert_eq!(seqs(0, 2), vec![1, 2]);
+        assert_eq!(seqs(2, 10), vec![3, 4, 5]);
+        assert_eq!(seqs(5, 10), Vec::<u64>::new());
+        assert_eq!(seqs(u64::MAX, 10), Vec::<u64>::new());
     }
 
     fn scan(snapshot: &Snapshot, projection: Option<&[usize]>) -> Vec<(u64, RecordBatch)> {

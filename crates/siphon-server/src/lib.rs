@@ -5,6 +5,7 @@
 //! turns 200 only when the store is open and the pipelines are loaded. Tests drive the
 //! same router on a real listener on port 0.
 
+mod egress;
 mod encode;
 mod ingress;
 mod origin;
@@ -31,6 +32,7 @@ pub use encode::{ResultEncoder, ResultFormat};
 pub struct AppState {
     engine: Arc<OnceLock<Arc<Engine>>>,
     listen: Option<SocketAddr>,
+    closing: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl AppState {
@@ -49,6 +51,20 @@ impl AppState {
     /// Marks the server ready with its engine.
     pub fn set_engine(&self, engine: Arc<Engine>) {
         let _ = self.engine.set(engine);
+    }
+
+    /// Ends every open change stream (cleanly), so a graceful shutdown does not wait on
+    /// readers that never hang up. Call when the shutdown begins.
+    pub fn close_streams(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once [`AppState::close_streams`] was called.
+    fn closing(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut closing = self.closing.subscribe();
+        async move {
+            let _ = closing.wait_for(|c| *c).await;
+        }
     }
 
     fn engine(&self) -> Result<&Arc<Engine>, ApiError> {
@@ -70,6 +86,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/status", get(status))
         .route("/metrics", get(metrics))
         .merge(ingress::routes())
+        .merge(egress::routes())
         .with_state(state)
 }
 
