@@ -17,6 +17,7 @@ mod observe;
 mod options;
 mod pipelines;
 mod polling;
+mod push_crash;
 mod query;
 mod resilience;
 mod restart;
