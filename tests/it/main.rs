@@ -4,6 +4,7 @@
 mod harness;
 
 mod api;
+mod auth;
 mod boundary;
 mod check;
 mod commands;
@@ -15,6 +16,7 @@ mod observe;
 mod options;
 mod pipelines;
 mod polling;
+mod push_consume;
 mod query;
 mod resilience;
 mod restart;
