@@ -7,7 +7,8 @@
 //! connection drops (while following, or before a `--no-follow` read ended), the command
 //! reconnects with `from=<last sequence printed>` after a short backoff, so nothing is
 //! missed or printed twice; a sequence already printed is skipped should it come again.
-//! The attempts are bounded ([`MAX_ATTEMPTS`] in a row without receiving anything). A
+//! The attempts are bounded ([`MAX_ATTEMPTS`] in a row without a change received or a
+//! connection that stayed up for a while). A
 //! closed stdout (`| head`) ends the command quietly with 0.
 
 use std::io::Write;
@@ -21,6 +22,9 @@ use crate::{EXIT_INVALID, EXIT_RUNTIME, client};
 
 /// Reconnection attempts in a row (without a successful connection in between).
 pub const MAX_ATTEMPTS: u32 = 8;
+
+/// A connection that stays up this long resets the count of attempts.
+const HEALTHY_CONNECTION: Duration = Duration::from_secs(10);
 
 /// Where to start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,7 +203,9 @@ pub async fn run(args: ConsumeArgs) -> ExitCode {
     let mut attempt = 0u32;
     let mut connected_once = false;
     loop {
-        let (ended, received) = connect_once(
+        let before = position;
+        let opened = std::time::Instant::now();
+        let (ended, answered) = connect_once(
             &http,
             &url,
             &base,
@@ -208,7 +214,10 @@ pub async fn run(args: ConsumeArgs) -> ExitCode {
             &mut connected_once,
         )
         .await;
-        if received {
+        // A connection that brought something new, or stayed up a while, was a success:
+        // the attempts count again from zero. One that is answered and ends at once is not,
+        // so a server that keeps doing that is not retried forever.
+        if answered && (position != before || opened.elapsed() >= HEALTHY_CONNECTION) {
             attempt = 0;
         }
         match ended {
