@@ -2,7 +2,10 @@
 //! logic a test would want beyond wiring; exit codes follow SPEC §2 (0 success, 1 runtime
 //! failure, 2 invalid input).
 
+mod client;
+mod consume_cmd;
 mod progress;
+mod push_cmd;
 mod sql_client;
 mod status_cmd;
 mod test_connection;
@@ -68,6 +71,11 @@ enum Command {
         /// `POST /v1/resume` (so listeners can attach before any change).
         #[arg(long)]
         paused: bool,
+        /// Require an API key on every endpoint but /healthz and /readyz: a file with one
+        /// key per line (blank lines and # comments ignored). Keys in the environment
+        /// variable SIPHON_API_KEYS (comma-separated) are accepted as well.
+        #[arg(long, value_name = "FILE")]
+        api_key_file: Option<PathBuf>,
     },
     /// Validate pipeline files without running them.
     Check {
@@ -85,6 +93,9 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = sql_client::OutputFormat::Table)]
         format: sql_client::OutputFormat,
+        /// API key sent as `Authorization: Bearer <key>` (when the server requires one).
+        #[arg(long, env = "SIPHON_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
     },
     /// Poll each selected source once, storing nothing, and report what came back.
     TestConnection {
@@ -106,6 +117,55 @@ enum Command {
         /// Print the status JSON as the server returns it.
         #[arg(long)]
         json: bool,
+        /// API key sent as `Authorization: Bearer <key>` (when the server requires one).
+        #[arg(long, env = "SIPHON_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+    },
+    /// Send NDJSON or CSV records from a file or stdin to a table of a running server.
+    Push {
+        /// The table (created with no connector: a push table).
+        table: String,
+        /// The input; `-` or none: stdin.
+        file: Option<PathBuf>,
+        /// Input format; by default from the file's extension (.csv: csv, else json).
+        #[arg(long, value_enum)]
+        format: Option<push_cmd::InputFormat>,
+        /// raw: each record is a row to insert; insert_delete: each record is
+        /// {"insert": {...}} or {"delete": {...}}.
+        #[arg(long, value_enum, default_value_t = push_cmd::UpdateFormat::Raw)]
+        update_format: push_cmd::UpdateFormat,
+        /// Records per request.
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+        batch_size: u64,
+        /// Push even while the server's inputs are paused.
+        #[arg(long)]
+        force: bool,
+        /// The server's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080", env = "SIPHON_SERVER")]
+        server: String,
+        /// API key sent as `Authorization: Bearer <key>` (when the server requires one).
+        #[arg(long, env = "SIPHON_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+    },
+    /// Print the committed changes of a table as NDJSON, one line per row change.
+    Consume {
+        /// The table or view.
+        table: String,
+        /// Start with the first change the server holds.
+        #[arg(short = 'B', long, conflicts_with = "from")]
+        from_beginning: bool,
+        /// Start with the changes after sequence number N (by default: from now).
+        #[arg(long, value_name = "N")]
+        from: Option<u64>,
+        /// Stop after the changes committed now instead of following new ones.
+        #[arg(short = 'd', long)]
+        no_follow: bool,
+        /// The server's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080", env = "SIPHON_SERVER")]
+        server: String,
+        /// API key sent as `Authorization: Bearer <key>` (when the server requires one).
+        #[arg(long, env = "SIPHON_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
     },
 }
 
@@ -139,6 +199,7 @@ fn main() -> ExitCode {
             query_memory,
             query_timeout,
             paused,
+            api_key_file,
         } => {
             init_logging(log_format);
             let options = siphon_engine::EngineOptions {
@@ -153,20 +214,72 @@ fn main() -> ExitCode {
                 },
                 start_paused: paused,
             };
-            runtime.block_on(run(files, listen, data_dir, options))
+            let keys = match api_keys(api_key_file.as_deref()) {
+                Ok(keys) => keys,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            };
+            runtime.block_on(run(files, listen, data_dir, options, keys))
         }
         Command::Check { files } => check(&files),
         Command::Sql {
             query,
             server,
             format,
-        } => runtime.block_on(sql_client::run(&server, query, format)),
+            api_key,
+        } => runtime.block_on(sql_client::run(&server, api_key.as_deref(), query, format)),
         Command::TestConnection {
             files,
             tables,
             rows,
         } => runtime.block_on(test_connection::run(&files, &tables, rows)),
-        Command::Status { server, json } => runtime.block_on(status_cmd::run(&server, json)),
+        Command::Status {
+            server,
+            json,
+            api_key,
+        } => runtime.block_on(status_cmd::run(&server, api_key.as_deref(), json)),
+        Command::Push {
+            table,
+            file,
+            format,
+            update_format,
+            batch_size,
+            force,
+            server,
+            api_key,
+        } => runtime.block_on(push_cmd::run(push_cmd::PushArgs {
+            server,
+            api_key,
+            table,
+            file,
+            format,
+            update_format,
+            batch_size,
+            force,
+        })),
+        Command::Consume {
+            table,
+            from_beginning,
+            from,
+            no_follow,
+            server,
+            api_key,
+        } => {
+            let start = match (from_beginning, from) {
+                (true, _) => consume_cmd::Start::Beginning,
+                (false, Some(n)) => consume_cmd::Start::After(n),
+                (false, None) => consume_cmd::Start::Now,
+            };
+            runtime.block_on(consume_cmd::run(consume_cmd::ConsumeArgs {
+                server,
+                api_key,
+                table,
+                start,
+                follow: !no_follow,
+            }))
+        }
     }
 }
 
@@ -227,6 +340,30 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         }
     };
     std::time::Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
+}
+
+/// The API keys of `--api-key-file` and `SIPHON_API_KEYS`, together. A key file that
+/// cannot be read or holds no key, or a `SIPHON_API_KEYS` that is set but holds no key, is
+/// an error: starting with an open API would be the unsafe reading of either mistake.
+fn api_keys(file: Option<&Path>) -> Result<Vec<String>, String> {
+    let mut keys = match file {
+        Some(path) => siphon_server::auth::read_key_file(path)?,
+        None => Vec::new(),
+    };
+    if let Some(list) = std::env::var_os("SIPHON_API_KEYS") {
+        let list = list
+            .into_string()
+            .map_err(|_| "SIPHON_API_KEYS is not valid UTF-8".to_string())?;
+        let from_env = siphon_server::auth::parse_key_list(&list);
+        if from_env.is_empty() {
+            return Err(
+                "SIPHON_API_KEYS is set but holds no key (comma-separated keys; unset it to run without keys)"
+                    .to_string(),
+            );
+        }
+        keys.extend(from_env);
+    }
+    Ok(keys)
 }
 
 fn init_logging(format: LogFormat) {
@@ -310,6 +447,7 @@ async fn run(
     listen: SocketAddr,
     data_dir: PathBuf,
     options: siphon_engine::EngineOptions,
+    api_keys: Vec<String>,
 ) -> ExitCode {
     let files = match read_files(&paths) {
         Ok(f) => f,
@@ -325,7 +463,23 @@ async fn run(
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    let state = siphon_server::AppState::new().listening_on(listen);
+    let state = siphon_server::AppState::new()
+        .listening_on(listen)
+        .with_api_keys(api_keys);
+    if state.api_keys().is_empty() {
+        if !listen.ip().is_loopback() {
+            tracing::warn!(
+                listen = %listen,
+                "no API key is configured and siphon listens on a non-loopback address: anyone who can reach {listen} can read and write every table; set keys with --api-key-file FILE or SIPHON_API_KEYS=key1,key2"
+            );
+        }
+    } else {
+        // How many, never which.
+        tracing::info!(
+            keys = state.api_keys().len(),
+            "API keys required on every endpoint but /healthz and /readyz"
+        );
+    }
     let server = tokio::spawn({
         let app = siphon_server::app(state.clone());
         let state = state.clone();

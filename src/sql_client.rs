@@ -20,6 +20,8 @@ pub enum OutputFormat {
 }
 
 enum Failure {
+    /// The server wants an API key, or another one.
+    Unauthorized(String),
     /// The query was rejected (bad SQL, unknown table).
     Invalid(String),
     /// The server could not be reached or failed.
@@ -27,11 +29,20 @@ enum Failure {
 }
 
 /// Runs one query, or the prompt.
-pub async fn run(server: &str, query: Option<String>, format: OutputFormat) -> ExitCode {
-    let client = reqwest::Client::new();
-    let url = format!("{}/v1/query", server.trim_end_matches('/'));
+pub async fn run(
+    server: &str,
+    api_key: Option<&str>,
+    query: Option<String>,
+    format: OutputFormat,
+) -> ExitCode {
+    let client = Client {
+        http: reqwest::Client::new(),
+        url: format!("{}/v1/query", server.trim_end_matches('/')),
+        server: server.trim_end_matches('/').to_string(),
+        api_key: api_key.map(str::to_string),
+    };
     if let Some(sql) = query {
-        return match execute(&client, &url, &sql, format).await {
+        return match execute(&client, &sql, format).await {
             Ok(text) => {
                 print!("{text}");
                 ExitCode::SUCCESS
@@ -39,6 +50,10 @@ pub async fn run(server: &str, query: Option<String>, format: OutputFormat) -> E
             Err(Failure::Invalid(m)) => {
                 eprintln!("error: {m}");
                 ExitCode::from(2)
+            }
+            Err(Failure::Unauthorized(m)) => {
+                eprintln!("error: {m}");
+                ExitCode::from(crate::client::EXIT_UNAUTHORIZED)
             }
             Err(Failure::Runtime(m)) => {
                 eprintln!("error: {m}");
@@ -75,10 +90,10 @@ pub async fn run(server: &str, query: Option<String>, format: OutputFormat) -> E
             continue;
         }
         let sql = std::mem::take(&mut buffer);
-        failed |= run_one(&client, &url, sql.trim().trim_end_matches(';'), format).await;
+        failed |= run_one(&client, sql.trim().trim_end_matches(';'), format).await;
     }
     if !buffer.trim().is_empty() {
-        failed |= run_one(&client, &url, buffer.trim(), format).await;
+        failed |= run_one(&client, buffer.trim(), format).await;
     }
     if failed && !interactive {
         ExitCode::from(1)
@@ -87,36 +102,42 @@ pub async fn run(server: &str, query: Option<String>, format: OutputFormat) -> E
     }
 }
 
-async fn run_one(client: &reqwest::Client, url: &str, sql: &str, format: OutputFormat) -> bool {
+/// Where and how to send queries.
+struct Client {
+    http: reqwest::Client,
+    url: String,
+    server: String,
+    api_key: Option<String>,
+}
+
+async fn run_one(client: &Client, sql: &str, format: OutputFormat) -> bool {
     if sql.trim().is_empty() {
         return false;
     }
-    match execute(client, url, sql, format).await {
+    match execute(client, sql, format).await {
         Ok(text) => {
             print!("{text}");
             false
         }
-        Err(Failure::Invalid(m) | Failure::Runtime(m)) => {
+        Err(Failure::Invalid(m) | Failure::Runtime(m) | Failure::Unauthorized(m)) => {
             eprintln!("error: {m}");
             true
         }
     }
 }
 
-async fn execute(
-    client: &reqwest::Client,
-    url: &str,
-    sql: &str,
-    format: OutputFormat,
-) -> Result<String, Failure> {
+async fn execute(client: &Client, sql: &str, format: OutputFormat) -> Result<String, Failure> {
+    let url = &client.url;
     let wire = match format {
         OutputFormat::Table => "arrow",
         OutputFormat::Json => "json",
         OutputFormat::Csv => "csv",
     };
-    let response = client
+    let request = client
+        .http
         .post(url)
-        .json(&serde_json::json!({ "sql": sql, "format": wire }))
+        .json(&serde_json::json!({ "sql": sql, "format": wire }));
+    let response = crate::client::authorized(request, client.api_key.as_deref())
         .send()
         .await
         .map_err(|e| {
@@ -132,6 +153,13 @@ async fn execute(
         .bytes()
         .await
         .map_err(|e| Failure::Runtime(format!("reading the response: {e}")))?;
+    if crate::client::is_unauthorized(status) {
+        return Err(Failure::Unauthorized(crate::client::unauthorized_message(
+            &client.server,
+            client.api_key.as_deref(),
+            &String::from_utf8_lossy(&body),
+        )));
+    }
     if !status.is_success() {
         let message = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()

@@ -14,10 +14,11 @@ use crate::EXIT_RUNTIME;
 const ERROR_WIDTH: usize = 60;
 
 /// Fetches the status from `server` and prints it.
-pub async fn run(server: &str, json: bool) -> ExitCode {
+pub async fn run(server: &str, api_key: Option<&str>, json: bool) -> ExitCode {
     let base = server.trim_end_matches('/');
     let url = format!("{base}/v1/status");
-    let response = match reqwest::Client::new().get(&url).send().await {
+    let request = crate::client::authorized(reqwest::Client::new().get(&url), api_key);
+    let response = match request.send().await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot reach siphon at {base} (is `siphon run` running?): {e}");
@@ -32,6 +33,13 @@ pub async fn run(server: &str, json: bool) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
+    if crate::client::is_unauthorized(status) {
+        eprintln!(
+            "error: {}",
+            crate::client::unauthorized_message(base, api_key, &body)
+        );
+        return ExitCode::from(crate::client::EXIT_UNAUTHORIZED);
+    }
     let value: Option<Value> = serde_json::from_str(&body).ok();
     if !status.is_success() {
         let detail = value

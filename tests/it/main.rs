@@ -4,6 +4,7 @@
 mod harness;
 
 mod api;
+mod auth;
 mod boundary;
 mod check;
 mod commands;
@@ -17,6 +18,7 @@ mod observe;
 mod options;
 mod pipelines;
 mod polling;
+mod push_consume;
 mod push_crash;
 mod query;
 mod resilience;

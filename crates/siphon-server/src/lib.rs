@@ -5,6 +5,7 @@
 //! turns 200 only when the store is open and the pipelines are loaded. Tests drive the
 //! same router on a real listener on port 0.
 
+pub mod auth;
 mod egress;
 mod encode;
 mod ingress;
@@ -25,14 +26,16 @@ use serde::Deserialize;
 use siphon_engine::Engine;
 use siphon_engine::query::{QueryError, QueryErrorKind};
 
+pub use auth::ApiKeys;
 pub use encode::{ResultEncoder, ResultFormat};
 
-/// What the handlers share: the engine, once it is open.
+/// What the handlers share: the engine, once it is open, and the API keys.
 #[derive(Clone, Default)]
 pub struct AppState {
     engine: Arc<OnceLock<Arc<Engine>>>,
     listen: Option<SocketAddr>,
     closing: Arc<tokio::sync::watch::Sender<bool>>,
+    api_keys: Arc<ApiKeys>,
 }
 
 impl AppState {
@@ -46,6 +49,18 @@ impl AppState {
     pub fn listening_on(mut self, listen: SocketAddr) -> Self {
         self.listen = Some(listen);
         self
+    }
+
+    /// Requires one of `keys` on every endpoint but `/healthz` and `/readyz` (see
+    /// [`auth`]); no key (the default) leaves the API open.
+    pub fn with_api_keys(mut self, keys: Vec<String>) -> Self {
+        self.api_keys = Arc::new(ApiKeys::new(keys));
+        self
+    }
+
+    /// The configured API keys (digests only).
+    pub fn api_keys(&self) -> &ApiKeys {
+        &self.api_keys
     }
 
     /// Marks the server ready with its engine.
@@ -77,16 +92,22 @@ impl AppState {
     }
 }
 
-/// The router.
+/// The router. Add routes to `routes`: the API-key layer is applied to the whole router
+/// after them, so every route is covered (the health paths are exempted inside it).
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/v1/query", get(query_get).post(query_post))
         .route("/v1/status", get(status))
         .route("/metrics", get(metrics))
         .merge(ingress::routes())
-        .merge(egress::routes())
+        .merge(egress::routes());
+    routes
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ))
         .with_state(state)
 }
 
