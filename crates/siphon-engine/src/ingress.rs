@@ -171,18 +171,8 @@ pub fn parse(
             } else {
                 decoder(&decoders.ndjson, schema, Format::Ndjson)?.decode(body)
             }
-            .map_err(|e| PushError::Request(format!("the body cannot be read: {e}")))?;
-            let records = page.records();
-            let batch = accept(page, &|i| i)?;
-            Ok(Parsed {
-                runs: vec![Run {
-                    kind: RunKind::Insert,
-                    batch,
-                    first: 0,
-                }],
-                records,
-                csv_header: None,
-            })
+            .map_err(unreadable)?;
+            inserts(page, None)
         }
         (PushFormat::Json { array }, UpdateFormat::InsertDelete) => {
             parse_changes(table, decoders, body, array)
@@ -207,23 +197,32 @@ pub fn parse(
                 },
             )?
             .decode(body)
-            .map_err(|e| PushError::Request(format!("the body cannot be read: {e}")))?;
-            let records = page.records();
-            let batch = accept(page, &|i| i)?;
-            Ok(Parsed {
-                runs: vec![Run {
-                    kind: RunKind::Insert,
-                    batch,
-                    first: 0,
-                }],
-                records,
-                csv_header: Some(header),
-            })
+            .map_err(unreadable)?;
+            inserts(page, Some(header))
         }
         (PushFormat::Csv { .. }, UpdateFormat::InsertDelete) => Err(PushError::Request(
             "update_format=insert_delete needs format=json: a CSV row cannot say whether it is an insert or a delete".into(),
         )),
     }
+}
+
+fn unreadable(e: siphon_connect::decode::DecodeError) -> PushError {
+    PushError::Request(format!("the body cannot be read: {e}"))
+}
+
+/// A raw push: every record of the page an insert, in one run.
+fn inserts(page: DecodedPage, csv_header: Option<bool>) -> Result<Parsed, PushError> {
+    let records = page.records();
+    let batch = accept(page, &|i| i)?;
+    Ok(Parsed {
+        runs: vec![Run {
+            kind: RunKind::Insert,
+            batch,
+            first: 0,
+        }],
+        records,
+        csv_header,
+    })
 }
 
 /// The page's rows, or the error of its first rejected record (`index` maps the page's
