@@ -156,7 +156,31 @@ impl JsonServer {
             .await
             .unwrap();
         assert_eq!(r.status(), 201, "POST {resource} {value}");
-        r.json().await.unwrap()
+        let stored: Value = r.json().await.unwrap();
+        // With --watch, json-server reloads its file after every write it makes; a write
+        // that lands while an earlier write's reload is under way can be lost by it. Let
+        // this write's reload settle (the record is served again) before going on.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let id = &stored["id"];
+        let id = id.as_str().map_or_else(|| id.to_string(), str::to_string);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(r) = self
+                .client
+                .get(self.url(&format!("{resource}/{id}")))
+                .send()
+                .await
+                && r.status() == 200
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "POST {resource} {value}: the record did not stay"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        stored
     }
 
     /// Merges `value` into record `id` (`PATCH /resource/id`) and returns the record.
