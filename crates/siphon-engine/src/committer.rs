@@ -16,13 +16,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::mpsc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int8Array, RecordBatch};
-use arrow::datatypes::Int8Type;
-use arrow::row::{OwnedRow, RowConverter, SortField};
+use arrow::array::{Array, ArrayRef, Int8Array, RecordBatch};
+use arrow::row::{OwnedRow, RowConverter};
 use tokio::sync::oneshot;
 
 use crate::ingress::{PushError, Run, RunKind};
-use crate::keyed::{self, OP_COLUMN, Staged};
+use crate::keyed::{self, Staged};
 use crate::store::{Commit, Store};
 use crate::tables::TableRef;
 
@@ -249,14 +248,7 @@ impl UnkeyedStage {
         let width = table.schema.fields().len();
         let has_deletes = runs.iter().any(|r| r.kind == RunKind::Delete);
         if self.converter.is_none() {
-            self.converter = Some(RowConverter::new(
-                table
-                    .schema
-                    .fields()
-                    .iter()
-                    .map(|f| SortField::new(f.data_type().clone()))
-                    .collect(),
-            )?);
+            self.converter = Some(keyed::row_converter(&table.schema)?);
         }
         let converter = self.converter.as_ref().expect("set above");
         if has_deletes {
@@ -365,9 +357,7 @@ fn count_rows(
     wanted: &mut HashMap<OwnedRow, i64>,
 ) -> Result<(), arrow::error::ArrowError> {
     let rows = converter.convert_columns(&batch.columns()[..width])?;
-    let ops = batch
-        .column_by_name(OP_COLUMN)
-        .map(|c| c.as_primitive::<Int8Type>().clone());
+    let ops = keyed::ops(batch);
     for (i, row) in rows.iter().enumerate() {
         if let Some(count) = wanted.get_mut(&row.owned()) {
             let op = ops

@@ -89,13 +89,7 @@ impl KeyedRows {
                 .map(|i| SortField::new(schema.field(*i).data_type().clone()))
                 .collect(),
         )?;
-        let rows = RowConverter::new(
-            schema
-                .fields()
-                .iter()
-                .map(|f| SortField::new(f.data_type().clone()))
-                .collect(),
-        )?;
+        let rows = row_converter(&schema)?;
         Ok(KeyedRows {
             log_schema: log_schema(&schema),
             schema,
@@ -119,31 +113,43 @@ impl KeyedRows {
 
     /// Applies a committed change batch (from the log).
     pub fn apply(&mut self, changes: &RecordBatch) -> Result<(), ArrowError> {
-        let ops = changes
-            .column_by_name(OP_COLUMN)
-            .ok_or_else(|| {
-                ArrowError::SchemaError(format!("a keyed change batch lacks {OP_COLUMN}"))
-            })?
-            .as_primitive::<Int8Type>()
-            .clone();
+        let mut current = std::mem::take(&mut self.current);
+        let walked = self.walk(changes, |key, row| match row {
+            Some(row) => {
+                current.insert(key, row);
+            }
+            None => {
+                current.remove(&key);
+            }
+        });
+        self.current = current;
+        self.materialized = None;
+        walked
+    }
+
+    /// Hands `each` the key and, for an insert, the row of every change of a change batch,
+    /// in order (`None`: a delete). Rows with a NULL key are passed over: logs written
+    /// before key columns were NOT NULL may hold one; it was never a valid upsert, and a
+    /// table cannot show it under a NOT NULL key.
+    fn walk(
+        &self,
+        changes: &RecordBatch,
+        mut each: impl FnMut(OwnedRow, Option<OwnedRow>),
+    ) -> Result<(), ArrowError> {
+        let ops = ops(changes).ok_or_else(|| {
+            ArrowError::SchemaError(format!("a keyed change batch lacks {OP_COLUMN}"))
+        })?;
         let data: Vec<ArrayRef> = changes.columns()[..self.schema.fields().len()].to_vec();
         let key_columns = self.key_columns(&data);
         let keys = self.keys.convert_columns(&key_columns)?;
         let rows = self.rows.convert_columns(&data)?;
         for i in 0..changes.num_rows() {
-            // Logs written before key columns were NOT NULL may hold a NULL-key row: it
-            // was never a valid upsert, and a table cannot show it under a NOT NULL key.
             if key_columns.iter().any(|c| c.is_null(i)) {
                 continue;
             }
-            let key = keys.row(i).owned();
-            if ops.value(i) < 0 {
-                self.current.remove(&key);
-            } else {
-                self.current.insert(key, rows.row(i).owned());
-            }
+            let row = (ops.value(i) >= 0).then(|| rows.row(i).owned());
+            each(keys.row(i).owned(), row);
         }
-        self.materialized = None;
         Ok(())
     }
 
@@ -206,19 +212,9 @@ impl KeyedRows {
 
     /// Records a change batch in `staged` (not in the current rows: it is not durable yet).
     fn stage(&self, changes: &RecordBatch, staged: &mut Staged) -> Result<(), ArrowError> {
-        let ops = changes
-            .column_by_name(OP_COLUMN)
-            .ok_or_else(|| ArrowError::SchemaError(format!("a change batch lacks {OP_COLUMN}")))?
-            .as_primitive::<Int8Type>()
-            .clone();
-        let data: Vec<ArrayRef> = changes.columns()[..self.schema.fields().len()].to_vec();
-        let keys = self.keys.convert_columns(&self.key_columns(&data))?;
-        let rows = self.rows.convert_columns(&data)?;
-        for i in 0..changes.num_rows() {
-            let row = (ops.value(i) > 0).then(|| rows.row(i).owned());
-            staged.rows.insert(keys.row(i).owned(), row);
-        }
-        Ok(())
+        self.walk(changes, |key, row| {
+            staged.rows.insert(key, row);
+        })
     }
 
     /// The row of `key`: staged first, then current.
@@ -320,11 +316,30 @@ impl KeyedRows {
     }
 }
 
+/// The change kinds of a batch ([`OP_COLUMN`]: +1 insert, -1 delete); `None` when it has
+/// none (every row an insert).
+pub fn ops(batch: &RecordBatch) -> Option<Int8Array> {
+    batch
+        .column_by_name(OP_COLUMN)
+        .map(|c| c.as_primitive::<Int8Type>().clone())
+}
+
+/// A converter of whole rows of `schema` (every column) to Arrow's row format, in which
+/// equal rows are equal bytes.
+pub fn row_converter(schema: &Schema) -> Result<RowConverter, ArrowError> {
+    RowConverter::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| SortField::new(f.data_type().clone()))
+            .collect(),
+    )
+}
+
 /// Counts of a change batch: `(inserted, deleted)`.
 pub fn change_counts(changes: &RecordBatch) -> (usize, usize) {
-    match changes.column_by_name(OP_COLUMN) {
+    match ops(changes) {
         Some(ops) => {
-            let ops = ops.as_primitive::<Int8Type>();
             let deleted = ops.values().iter().filter(|v| **v < 0).count();
             (ops.len() - ops.null_count() - deleted, deleted)
         }

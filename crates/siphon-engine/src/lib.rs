@@ -508,16 +508,10 @@ impl Engine {
 
     /// [`Engine::reload_table`] with the table's commit lock already held.
     async fn reload_locked(&self, table: &TableRef) -> Result<(), EngineError> {
-        let store = self.store.clone();
-        let name = table.def.name.clone();
-        let keyed = table.is_keyed();
-        let (commits, changes) =
-            tokio::task::spawn_blocking(move || stored_parts(&store, &name, keyed))
-                .await
-                .map_err(|e| EngineError::Internal(e.to_string()))??;
-        table
-            .reload(commits, &changes)
-            .map_err(|e| EngineError::Internal(format!("reloading {}: {e}", table.def.name)))
+        let (store, table) = (self.store.clone(), table.clone());
+        tokio::task::spawn_blocking(move || reload_from_store(&store, &table))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?
     }
 }
 

@@ -199,23 +199,9 @@ fn scan_with_deletes(
     deletes: &[(u64, u64)],
     emit: &mut dyn FnMut(RecordBatch) -> bool,
 ) -> DfResult<()> {
-    use arrow::array::{Array, AsArray, BooleanArray};
-    use arrow::datatypes::Int8Type;
-    use arrow::row::{RowConverter, SortField};
+    use arrow::array::{Array, BooleanArray};
     let width = full_schema.fields().len();
-    let converter = RowConverter::new(
-        full_schema
-            .fields()
-            .iter()
-            .map(|f| SortField::new(f.data_type().clone()))
-            .collect(),
-    )
-    .map_err(arrow_error)?;
-    let ops_of = |batch: &RecordBatch| {
-        batch
-            .column_by_name(crate::keyed::OP_COLUMN)
-            .map(|c| c.as_primitive::<Int8Type>().clone())
-    };
+    let converter = crate::keyed::row_converter(full_schema).map_err(arrow_error)?;
     let mut gone: HashMap<arrow::row::OwnedRow, u64> = HashMap::new();
     for (sequence, _) in deletes {
         let Some(batch) = snapshot.entry(table, *sequence).map_err(store_error)? else {
@@ -224,7 +210,7 @@ fn scan_with_deletes(
         let rows = converter
             .convert_columns(&batch.columns()[..width])
             .map_err(arrow_error)?;
-        if let Some(ops) = ops_of(&batch) {
+        if let Some(ops) = crate::keyed::ops(&batch) {
             for (i, row) in rows.iter().enumerate() {
                 if ops.is_valid(i) && ops.value(i) < 0 {
                     *gone.entry(row.owned()).or_default() += 1;
@@ -239,7 +225,7 @@ fn scan_with_deletes(
                 let rows = converter
                     .convert_columns(&batch.columns()[..width])
                     .map_err(arrow_error)?;
-                let ops = ops_of(&batch);
+                let ops = crate::keyed::ops(&batch);
                 let keep: BooleanArray = rows
                     .iter()
                     .enumerate()

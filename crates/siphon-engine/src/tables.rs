@@ -18,11 +18,11 @@ use arrow::error::ArrowError;
 
 use crate::catalog::TableDef;
 use crate::ingress::PushDecoders;
+use crate::keyed::{Diff, KeyedRows, Snapshot};
+use crate::store::CommitInfo;
 
 /// The table option that bounds the records of waiting pushes.
 pub const MAX_BUFFERED_RECORDS: &str = "max_buffered_records";
-use crate::keyed::{Diff, KeyedRows, Snapshot};
-use crate::store::CommitInfo;
 
 /// A table: definition, schema, commit metadata and (keyed) current rows.
 #[derive(Debug)]
