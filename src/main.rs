@@ -122,31 +122,7 @@ enum Command {
         api_key: Option<String>,
     },
     /// Send NDJSON or CSV records from a file or stdin to a table of a running server.
-    Push {
-        /// The table (created with no connector: a push table).
-        table: String,
-        /// The input; `-` or none: stdin.
-        file: Option<PathBuf>,
-        /// Input format; by default from the file's extension (.csv: csv, else json).
-        #[arg(long, value_enum)]
-        format: Option<push_cmd::InputFormat>,
-        /// raw: each record is a row to insert; insert_delete: each record is
-        /// {"insert": {...}} or {"delete": {...}}.
-        #[arg(long, value_enum, default_value_t = push_cmd::UpdateFormat::Raw)]
-        update_format: push_cmd::UpdateFormat,
-        /// Records per request.
-        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
-        batch_size: u64,
-        /// Push even while the server's inputs are paused.
-        #[arg(long)]
-        force: bool,
-        /// The server's base URL.
-        #[arg(long, default_value = "http://127.0.0.1:8080", env = "SIPHON_SERVER")]
-        server: String,
-        /// API key sent as `Authorization: Bearer <key>` (when the server requires one).
-        #[arg(long, env = "SIPHON_API_KEY", hide_env_values = true)]
-        api_key: Option<String>,
-    },
+    Push(push_cmd::PushArgs),
     /// Print the committed changes of a table as NDJSON, one line per row change.
     Consume {
         /// The table or view.
@@ -240,25 +216,7 @@ fn main() -> ExitCode {
             json,
             api_key,
         } => runtime.block_on(status_cmd::run(&server, api_key.as_deref(), json)),
-        Command::Push {
-            table,
-            file,
-            format,
-            update_format,
-            batch_size,
-            force,
-            server,
-            api_key,
-        } => runtime.block_on(push_cmd::run(push_cmd::PushArgs {
-            server,
-            api_key,
-            table,
-            file,
-            format,
-            update_format,
-            batch_size,
-            force,
-        })),
+        Command::Push(args) => runtime.block_on(push_cmd::run(args)),
         Command::Consume {
             table,
             from_beginning,

@@ -46,15 +46,31 @@ pub enum UpdateFormat {
 }
 
 /// The command's arguments.
+#[derive(clap::Args, Debug)]
 pub struct PushArgs {
-    pub server: String,
-    pub api_key: Option<String>,
+    /// The table.
     pub table: String,
+    /// The input; `-` or none: stdin.
     pub file: Option<PathBuf>,
+    /// Input format; by default from the file's extension (.csv: csv, else json).
+    #[arg(long, value_enum)]
     pub format: Option<InputFormat>,
+    /// raw: each record is a row to insert; insert_delete: each record is
+    /// {"insert": {...}} or {"delete": {...}}.
+    #[arg(long, value_enum, default_value_t = UpdateFormat::Raw)]
     pub update_format: UpdateFormat,
+    /// Records per request.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_size: u64,
+    /// Push even while the server's inputs are paused.
+    #[arg(long)]
     pub force: bool,
+    /// The server's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080", env = "SIPHON_SERVER")]
+    pub server: String,
+    /// API key sent as `Authorization: Bearer <key>` (when the server requires one).
+    #[arg(long, env = "SIPHON_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
 }
 
 /// One record of a batch: where it is in the input and in the request body.
