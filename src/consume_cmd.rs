@@ -60,10 +60,17 @@ impl Position {
         Position { start, last }
     }
 
-    /// The `from` parameter of the next request: after the last sequence printed, or the
-    /// start asked for when nothing was printed yet. (Reconnecting a `from=now` reader that
-    /// printed nothing asks for `now` again: commits made while it was disconnected are
-    /// not printed.)
+    /// Records where the server started the stream (its `x-siphon-start-after` header)
+    /// when nothing was printed yet, so that reconnecting resumes from there: a `from=now`
+    /// reader that loses its connection before the first change misses nothing.
+    pub fn started_after(&mut self, sequence: u64) {
+        if self.last.is_none() {
+            self.last = Some(sequence);
+        }
+    }
+
+    /// The `from` parameter of the next request: after the last sequence printed (or where
+    /// the first stream started), or the start asked for before any stream opened.
     pub fn resume_from(&self) -> String {
         match (self.last, self.start) {
             (Some(n), _) => n.to_string(),
@@ -306,6 +313,13 @@ async fn connect_once(
         return (Ended::Fatal(code), false);
     }
     *connected_once = true;
+    if let Some(after) = response
+        .headers()
+        .get("x-siphon-start-after")
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+    {
+        position.started_after(after);
+    }
     let mut lines = LineBuffer::default();
     let mut stdout = std::io::stdout();
     loop {
@@ -408,6 +422,15 @@ mod tests {
         assert_eq!(p.resume_from(), "now");
         assert!(p.accept(9));
         assert_eq!(p.resume_from(), "9");
+
+        // A `now` stream that started after 7 and dropped before any change resumes
+        // after 7, not at the new `now`; a later stream's start does not move it back.
+        let mut p = Position::new(Start::Now);
+        p.started_after(7);
+        assert_eq!(p.resume_from(), "7");
+        assert!(p.accept(8));
+        p.started_after(3);
+        assert_eq!(p.resume_from(), "8");
 
         let mut p = Position::new(Start::After(4));
         assert_eq!(p.resume_from(), "4");

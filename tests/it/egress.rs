@@ -324,3 +324,58 @@ async fn a_slow_reader_without_backpressure_gets_counted_drops_while_another_los
         .unwrap();
     assert_eq!(counted, dropped);
 }
+
+#[tokio::test]
+async fn the_stream_says_where_it_starts_so_a_now_reader_can_resume_without_a_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "p.sql", "CREATE TABLE t (id INT);");
+    let server = Server::start(&dir.path().join("data"), &[&file], &[]).await;
+    let client = reqwest::Client::new();
+    let push = |id: i32| {
+        let client = client.clone();
+        let url = format!("{}/v1/tables/t/ingress", server.base);
+        async move {
+            let r = client
+                .post(url)
+                .body(format!("{{\"id\":{id}}}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+    push(1).await;
+    push(2).await;
+    let start_after = |from: &str| {
+        let client = client.clone();
+        let url = format!("{}/v1/egress/t?from={from}&follow=false", server.base);
+        async move {
+            let r = client.get(url).send().await.unwrap();
+            r.headers()["x-siphon-start-after"]
+                .to_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        }
+    };
+    assert_eq!(start_after("now").await, 2);
+    assert_eq!(start_after("beginning").await, 0);
+    assert_eq!(start_after("1").await, 1);
+    // A commit after a `now` stream opened is after its start: resuming from the header
+    // loses nothing.
+    let after = start_after("now").await;
+    push(3).await;
+    let body = client
+        .get(format!(
+            "{}/v1/egress/t?from={after}&follow=false",
+            server.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("{\"insert\":{\"id\":3}}"), "{body}");
+    assert!(!body.contains("{\"id\":2}"), "{body}");
+}

@@ -139,6 +139,10 @@ fn data_line(format: Format, change: &EncodedChange) -> Bytes {
     Bytes::from(line)
 }
 
+/// The response header that says after which sequence number the stream starts (its
+/// chunks have greater ones): `from=beginning` and `from=now` resolved.
+pub const START_AFTER_HEADER: &str = "x-siphon-start-after";
+
 async fn egress(
     State(state): State<AppState>,
     Path(table): Path<String>,
@@ -154,6 +158,9 @@ async fn egress(
         Format::Json => Arc::new(|b| encode::change_json(b).map_err(|e| e.to_string())),
         Format::Csv => Arc::new(|b| encode::change_csv(b).map_err(|e| e.to_string())),
     };
+    // Where the stream starts, so a client that asked for `now` and loses the connection
+    // before the first change can resume without a gap.
+    let start_after = reader.position().saturating_sub(1);
     let opening = futures_util::stream::once(async { Ok(Bytes::from_static(KEEPALIVE_LINE)) });
     let lines = futures_util::stream::unfold(Some(reader), move |reader| {
         let encode = encode.clone();
@@ -181,6 +188,9 @@ async fn egress(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-ndjson"),
     );
+    response
+        .headers_mut()
+        .insert(START_AFTER_HEADER, HeaderValue::from(start_after));
     Ok(response)
 }
 
