@@ -37,6 +37,8 @@ pub enum Start {
 
 /// The command's arguments.
 pub struct ConsumeArgs {
+    /// Read this data directory instead of a server.
+    pub data_dir: Option<std::path::PathBuf>,
     pub server: String,
     pub api_key: Option<String>,
     pub table: String,
@@ -203,6 +205,9 @@ pub fn backoff(attempt: u32) -> Duration {
 
 /// Runs the command.
 pub async fn run(args: ConsumeArgs) -> ExitCode {
+    if let Some(dir) = &args.data_dir {
+        return run_local(&args, dir).await;
+    }
     let base = args.server.trim_end_matches('/').to_string();
     let url = format!("{base}/v1/egress/{}", args.table);
     let http = reqwest::Client::new();
@@ -328,43 +333,119 @@ async fn connect_once(
             Ok(None) => return (Ended::Done, true),
             Err(e) => return (Ended::Dropped(e.to_string()), true),
         };
-        let mut out = String::new();
-        for line in lines.push(&chunk) {
-            match parse_line(&line) {
-                Ok(Line::Keepalive) => {}
-                Ok(Line::Data {
-                    sequence_number,
-                    changes,
-                    dropped,
-                }) => {
-                    if let Some(k) = dropped.filter(|k| *k > 0) {
-                        eprintln!(
-                            "warning: the server dropped {k} change batch(es) for this reader before sequence {sequence_number} (it read too slowly)"
-                        );
-                    }
-                    if position.accept(sequence_number) {
-                        out.push_str(&render(sequence_number, &changes));
-                    }
+        if let Some(ended) = print_lines(lines.push(&chunk), position, &mut stdout) {
+            return (ended, true);
+        }
+    }
+}
+
+/// Prints the changes of `lines` (egress lines without their line ends) that `position`
+/// has not printed yet; `Some` when the command must end (a bad line, a closed stdout).
+fn print_lines(
+    lines: Vec<String>,
+    position: &mut Position,
+    stdout: &mut std::io::Stdout,
+) -> Option<Ended> {
+    let mut out = String::new();
+    let mut failure = None;
+    for line in lines {
+        match parse_line(&line) {
+            Ok(Line::Keepalive) => {}
+            Ok(Line::Data {
+                sequence_number,
+                changes,
+                dropped,
+            }) => {
+                if let Some(k) = dropped.filter(|k| *k > 0) {
+                    eprintln!(
+                        "warning: the server dropped {k} change batch(es) for this reader before sequence {sequence_number} (it read too slowly)"
+                    );
                 }
-                Err(e) => {
-                    let _ = stdout.write_all(out.as_bytes());
-                    let _ = stdout.flush();
-                    eprintln!("error: {e}");
-                    return (Ended::Fatal(EXIT_RUNTIME), true);
+                if position.accept(sequence_number) {
+                    out.push_str(&render(sequence_number, &changes));
                 }
+            }
+            Err(e) => {
+                failure = Some(e);
+                break;
             }
         }
-        if !out.is_empty() {
-            let written = stdout
-                .write_all(out.as_bytes())
-                .and_then(|()| stdout.flush());
-            if let Err(e) = written {
-                if e.kind() == std::io::ErrorKind::BrokenPipe {
-                    return (Ended::StdoutClosed, true);
-                }
-                eprintln!("error: writing to stdout: {e}");
-                return (Ended::Fatal(EXIT_RUNTIME), true);
+    }
+    if !out.is_empty() {
+        let written = stdout
+            .write_all(out.as_bytes())
+            .and_then(|()| stdout.flush());
+        if let Err(e) = written {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Some(Ended::StdoutClosed);
             }
+            eprintln!("error: writing to stdout: {e}");
+            return Some(Ended::Fatal(EXIT_RUNTIME));
+        }
+    }
+    failure.map(|e| {
+        eprintln!("error: {e}");
+        Ended::Fatal(EXIT_RUNTIME)
+    })
+}
+
+/// `siphon consume --data-dir`: reads the table's log straight from a data directory no
+/// server holds, up to what is stored (nothing else can write to it meanwhile), through
+/// the same line format as the HTTP stream.
+async fn run_local(args: &ConsumeArgs, data_dir: &std::path::Path) -> ExitCode {
+    let engine = match crate::open_data_dir(data_dir).await {
+        Ok(engine) => engine,
+        Err(code) => return code,
+    };
+    let start = match args.start {
+        Start::Beginning => siphon_engine::egress::Start::Beginning,
+        Start::Now => siphon_engine::egress::Start::Now,
+        Start::After(n) => siphon_engine::egress::Start::After(n),
+    };
+    let options = siphon_engine::egress::ReaderOptions {
+        start,
+        backpressure: true,
+        follow: false,
+        idle: None,
+    };
+    let mut reader = match engine.egress(&args.table, options).await {
+        Ok(reader) => reader,
+        Err(e) => {
+            eprintln!("error: {}: {e}", data_dir.display());
+            return ExitCode::from(match e {
+                siphon_engine::egress::EgressError::UnknownTable(_) => EXIT_INVALID,
+                _ => EXIT_RUNTIME,
+            });
+        }
+    };
+    let mut position = Position::new(args.start);
+    let mut stdout = std::io::stdout();
+    loop {
+        let change = match reader.next().await {
+            Ok(Some(siphon_engine::egress::Event::Chunk(change))) => change,
+            Ok(Some(siphon_engine::egress::Event::Idle)) => continue,
+            Ok(None) => return ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!(
+                    "error: reading {} from {}: {e}",
+                    args.table,
+                    data_dir.display()
+                );
+                return ExitCode::from(EXIT_RUNTIME);
+            }
+        };
+        let line = match siphon_server::egress::json_line(&change) {
+            Ok(line) => String::from_utf8_lossy(&line).trim_end().to_string(),
+            Err(e) => {
+                eprintln!("error: encoding sequence {}: {e}", change.sequence);
+                return ExitCode::from(EXIT_RUNTIME);
+            }
+        };
+        match print_lines(vec![line], &mut position, &mut stdout) {
+            None => {}
+            Some(Ended::StdoutClosed) => return ExitCode::SUCCESS,
+            Some(Ended::Fatal(code)) => return ExitCode::from(code),
+            Some(_) => return ExitCode::from(EXIT_RUNTIME),
         }
     }
 }

@@ -142,6 +142,10 @@ enum Command {
         /// API key sent as `Authorization: Bearer <key>` (when the server requires one).
         #[arg(long, env = "SIPHON_API_KEY", hide_env_values = true)]
         api_key: Option<String>,
+        /// Read straight from this data directory instead of a server (no other process
+        /// may hold it): prints what is stored, then exits.
+        #[arg(long, conflicts_with_all = ["server", "api_key"])]
+        data_dir: Option<PathBuf>,
     },
 }
 
@@ -224,6 +228,7 @@ fn main() -> ExitCode {
             no_follow,
             server,
             api_key,
+            data_dir,
         } => {
             let start = match (from_beginning, from) {
                 (true, _) => consume_cmd::Start::Beginning,
@@ -231,6 +236,7 @@ fn main() -> ExitCode {
                 (false, None) => consume_cmd::Start::Now,
             };
             runtime.block_on(consume_cmd::run(consume_cmd::ConsumeArgs {
+                data_dir,
                 server,
                 api_key,
                 table,
@@ -489,6 +495,31 @@ async fn run(
             ExitCode::from(EXIT_RUNTIME)
         }
     }
+}
+
+/// Opens the engine on a data directory no server holds, for `siphon push` and `siphon
+/// consume --data-dir`: its tables, nothing started. Errors are printed; the exit code
+/// comes back.
+async fn open_data_dir(data_dir: &Path) -> Result<std::sync::Arc<Engine>, ExitCode> {
+    if !data_dir.join(siphon_engine::store::STORE_FILE).is_file() {
+        eprintln!(
+            "error: {} is not a siphon data directory (it has no {})",
+            data_dir.display(),
+            siphon_engine::store::STORE_FILE
+        );
+        return Err(ExitCode::from(EXIT_INVALID));
+    }
+    Engine::open(
+        data_dir,
+        Vec::new(),
+        env_lookup,
+        siphon_engine::EngineOptions::default(),
+    )
+    .await
+    .map_err(|e| {
+        report_engine_error(&e, data_dir);
+        ExitCode::from(EXIT_RUNTIME)
+    })
 }
 
 fn report_engine_error(error: &EngineError, data_dir: &Path) {

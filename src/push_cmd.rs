@@ -71,6 +71,129 @@ pub struct PushArgs {
     /// API key sent as `Authorization: Bearer <key>` (when the server requires one).
     #[arg(long, env = "SIPHON_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// Store straight into this data directory instead of going through a server; no
+    /// other process may hold it (a running `siphon run` does).
+    #[arg(long, conflicts_with_all = ["server", "api_key"])]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Where batches go: a server's ingress endpoint, or an engine on a data directory.
+enum Target {
+    Server {
+        http: reqwest::Client,
+        url: String,
+        api_key: Option<String>,
+    },
+    Local(std::sync::Arc<siphon_engine::Engine>),
+}
+
+/// Why a batch got no answer; either way it may or may not have been stored.
+enum SendFailure {
+    /// The request could not be sent.
+    Sending(String),
+    /// The answer could not be read.
+    Reading(String),
+}
+
+/// One batch and the ingress parameters it goes with.
+struct Request<'a> {
+    table: &'a str,
+    body: Vec<u8>,
+    format: InputFormat,
+    update_format: UpdateFormat,
+    force: bool,
+    csv_header: Option<&'static str>,
+}
+
+impl Target {
+    /// Sends one batch: the status and the answer's text, the ingress endpoint's JSON
+    /// (an engine on a data directory answers exactly as the endpoint would).
+    async fn send(
+        &self,
+        request: Request<'_>,
+    ) -> Result<(reqwest::StatusCode, String), SendFailure> {
+        match self {
+            Target::Server { http, url, api_key } => {
+                let mut query: Vec<(&str, &str)> = vec![
+                    (
+                        "format",
+                        match request.format {
+                            InputFormat::Json => "json",
+                            InputFormat::Csv => "csv",
+                        },
+                    ),
+                    (
+                        "update_format",
+                        match request.update_format {
+                            UpdateFormat::Raw => "raw",
+                            UpdateFormat::InsertDelete => "insert_delete",
+                        },
+                    ),
+                    ("force", if request.force { "true" } else { "false" }),
+                ];
+                if let Some(h) = request.csv_header {
+                    query.push(("csv_header", h));
+                }
+                let content_type = match request.format {
+                    InputFormat::Json => "application/x-ndjson",
+                    InputFormat::Csv => "text/csv",
+                };
+                let http_request = http
+                    .post(url)
+                    .query(&query)
+                    .header(reqwest::header::CONTENT_TYPE, content_type)
+                    .body(request.body);
+                let response = client::authorized(http_request, api_key.as_deref())
+                    .send()
+                    .await
+                    .map_err(|e| SendFailure::Sending(e.to_string()))?;
+                let status = response.status();
+                let text = response
+                    .text()
+                    .await
+                    .map_err(|e| SendFailure::Reading(e.to_string()))?;
+                Ok((status, text))
+            }
+            Target::Local(engine) => {
+                use siphon_engine::ingress::{self, CsvHeader, PushFormat};
+                let format = match (request.format, request.csv_header) {
+                    (InputFormat::Json, _) => PushFormat::Json { array: false },
+                    (InputFormat::Csv, Some("true")) => PushFormat::Csv {
+                        header: CsvHeader::Present,
+                    },
+                    (InputFormat::Csv, Some("false")) => PushFormat::Csv {
+                        header: CsvHeader::Absent,
+                    },
+                    (InputFormat::Csv, _) => PushFormat::Csv {
+                        header: CsvHeader::Auto,
+                    },
+                };
+                let update_format = match request.update_format {
+                    UpdateFormat::Raw => ingress::UpdateFormat::Raw,
+                    UpdateFormat::InsertDelete => ingress::UpdateFormat::InsertDelete,
+                };
+                let result = engine
+                    .push(
+                        request.table,
+                        request.body.into(),
+                        format,
+                        update_format,
+                        request.force,
+                    )
+                    .await;
+                Ok(match result {
+                    Ok(pushed) => (
+                        reqwest::StatusCode::OK,
+                        siphon_server::ingress::pushed_body(request.table, &pushed).to_string(),
+                    ),
+                    Err(e) => {
+                        let e = siphon_server::ingress::push_error(e);
+                        (e.status(), e.body().to_string())
+                    }
+                })
+            }
+        }
+    }
 }
 
 /// One record of a batch: where it is in the input and in the request body.
@@ -360,17 +483,25 @@ pub async fn run(args: PushArgs) -> ExitCode {
         }
     });
 
-    let base = args.server.trim_end_matches('/').to_string();
-    let url = format!("{base}/v1/tables/{}/ingress", args.table);
-    let http = reqwest::Client::new();
+    let base = match &args.data_dir {
+        Some(dir) => dir.display().to_string(),
+        None => args.server.trim_end_matches('/').to_string(),
+    };
+    let target = match &args.data_dir {
+        Some(dir) => match crate::open_data_dir(dir).await {
+            Ok(engine) => Target::Local(engine),
+            Err(code) => return code,
+        },
+        None => Target::Server {
+            http: reqwest::Client::new(),
+            url: format!("{base}/v1/tables/{}/ingress", args.table),
+            api_key: args.api_key.clone(),
+        },
+    };
     let progress = Progress::new();
     let mut header = Header::Unknown;
     let mut stored: u64 = 0;
     let mut requests: u64 = 0;
-    let update_format = match args.update_format {
-        UpdateFormat::Raw => "raw",
-        UpdateFormat::InsertDelete => "insert_delete",
-    };
     let started = Instant::now();
 
     while let Some(next) = rx.recv().await {
@@ -394,37 +525,21 @@ pub async fn run(args: PushArgs) -> ExitCode {
             Header::Line(line) => line.iter().filter(|&&b| b == b'\n').count() as u64,
             _ => 0,
         };
-        let mut query: Vec<(&str, &str)> = vec![
-            (
-                "format",
-                match format {
-                    InputFormat::Json => "json",
-                    InputFormat::Csv => "csv",
-                },
-            ),
-            ("update_format", update_format),
-            ("force", if args.force { "true" } else { "false" }),
-        ];
-        if let Some(h) = csv_header {
-            query.push(("csv_header", h));
-        }
-        let content_type = match format {
-            InputFormat::Json => "application/x-ndjson",
-            InputFormat::Csv => "text/csv",
-        };
-        let request = http
-            .post(&url)
-            .query(&query)
-            .header(reqwest::header::CONTENT_TYPE, content_type)
-            .body(body);
         let first_line = batch.records.first().map(|r| r.input_line).unwrap_or(0);
         let last_line = batch.records.last().map(|r| r.input_line).unwrap_or(0);
-        let response = match client::authorized(request, args.api_key.as_deref())
-            .send()
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => {
+        let sent = target
+            .send(Request {
+                table: &args.table,
+                body,
+                format,
+                update_format: args.update_format,
+                force: args.force,
+                csv_header,
+            })
+            .await;
+        let (status, text) = match sent {
+            Ok(answer) => answer,
+            Err(SendFailure::Sending(e)) => {
                 progress.clear();
                 eprintln!(
                     "error: sending the records of lines {first_line}-{last_line} of {input_name} to {base}: {e} (is `siphon run` running?); that batch may or may not have been stored"
@@ -432,20 +547,16 @@ pub async fn run(args: PushArgs) -> ExitCode {
                 report_stored(stored, &args.table, requests);
                 return ExitCode::from(EXIT_RUNTIME);
             }
-        };
-        requests += 1;
-        let status = response.status();
-        let text = match response.text().await {
-            Ok(t) => t,
-            Err(e) => {
+            Err(SendFailure::Reading(e)) => {
                 progress.clear();
                 eprintln!(
                     "error: reading the answer to the records of lines {first_line}-{last_line} of {input_name}: {e}; that batch may or may not have been stored"
                 );
-                report_stored(stored, &args.table, requests - 1);
+                report_stored(stored, &args.table, requests);
                 return ExitCode::from(EXIT_RUNTIME);
             }
         };
+        requests += 1;
         if !status.is_success() {
             progress.clear();
             if client::is_unauthorized(status) {

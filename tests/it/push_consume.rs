@@ -230,3 +230,89 @@ async fn a_malformed_record_is_refused_whole_named_and_exits_2() {
     );
     assert_ne!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[tokio::test]
+async fn push_and_consume_work_straight_on_a_data_directory_no_server_holds() {
+    let (mut server, dir) = push_table().await;
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let rows = write_file(
+        dir.path(),
+        "rows.ndjson",
+        "{\"id\": 1, \"name\": \"one\"}\n{\"id\": 2, \"name\": \"two\"}\n",
+    );
+    let rows = rows.to_str().unwrap();
+
+    // While the server holds the directory, a second process is refused, clearly.
+    let out = siphon(&["push", "t", rows, "--data-dir", data], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("in use by another siphon process"),
+        "{}",
+        stderr(&out)
+    );
+    let out = siphon(&["consume", "t", "-B", "--data-dir", data], &[]);
+    assert!(
+        stderr(&out).contains("in use by another siphon process"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Once it stops, both work on the directory itself.
+    server.terminate();
+    let out = siphon(
+        &["push", "t", rows, "--data-dir", data, "--batch-size", "1"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("pushed 2 records to t in 2 requests"),
+        "{}",
+        stderr(&out)
+    );
+    // A bad record is refused whole, as by the server.
+    let bad = write_file(dir.path(), "bad.ndjson", "{\"id\": 3}\n{\"id\": \"x\"}\n");
+    let out = siphon(
+        &["push", "t", bad.to_str().unwrap(), "--data-dir", data],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nothing of this batch was stored"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = siphon(&["consume", "t", "-B", "--data-dir", data], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            json!({"sequence_number": 1, "insert": {"id": 1, "name": "one"}}),
+            json!({"sequence_number": 2, "insert": {"id": 2, "name": "two"}}),
+        ]
+    );
+    let out = siphon(&["consume", "t", "--from", "1", "--data-dir", data], &[]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+
+    // A directory that is not a data directory, and an unknown table.
+    let empty = dir.path().join("empty");
+    let out = siphon(
+        &["push", "t", rows, "--data-dir", empty.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(!empty.exists(), "a push must not create a data directory");
+    let out = siphon(&["consume", "nope", "-B", "--data-dir", data], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+
+    // And a server started again sees what was pushed without it.
+    let file = dir.path().join("p.sql");
+    let server = Server::start(&dir.path().join("data"), &[&file], &[]).await;
+    assert_eq!(server.scalar("SELECT count(*) FROM t").await, json!(2));
+}

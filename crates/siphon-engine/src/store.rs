@@ -65,6 +65,14 @@ pub enum StoreError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// Another process holds the store (a running `siphon run`, or another command).
+    #[error(
+        "{path} is in use by another siphon process (a running `siphon run`?); only one process may hold a data directory: stop it, or go through its HTTP API (--server)"
+    )]
+    InUse {
+        /// The store file.
+        path: String,
+    },
     /// A stored value could not be decoded (a bug or a corrupted file).
     #[error("stored value for {what} is unreadable: {message}")]
     Corrupt {
@@ -171,7 +179,16 @@ impl Store {
             path: dir.display().to_string(),
             source,
         })?;
-        let db = db_err!(Database::create(dir.join(STORE_FILE)))?;
+        let path = dir.join(STORE_FILE);
+        let db = match Database::create(&path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(StoreError::InUse {
+                    path: path.display().to_string(),
+                });
+            }
+            Err(e) => return Err(StoreError::Db(e.into())),
+        };
         let txn = db_err!(db.begin_write())?;
         {
             db_err!(txn.open_table(CATALOG))?;
@@ -697,6 +714,17 @@ mod tests {
             ],
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_second_opener_is_refused_as_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Store::open(dir.path()).unwrap();
+        match Store::open(dir.path()) {
+            Err(StoreError::InUse { path }) => assert!(path.ends_with(STORE_FILE), "{path}"),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("a second opener was let in"),
+        }
     }
 
     #[test]

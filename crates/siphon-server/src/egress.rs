@@ -126,6 +126,20 @@ fn parse(params: &EgressParams) -> Result<(Format, ReaderOptions), ApiError> {
     ))
 }
 
+/// The JSON data line of one change, exactly as the stream sends it, for a reader that
+/// follows the engine in this process (`siphon consume --data-dir`).
+pub fn json_line(change: &siphon_engine::egress::Change) -> Result<Bytes, String> {
+    let bytes = encode::change_json(&change.batch).map_err(|e| e.to_string())?;
+    Ok(data_line(
+        Format::Json,
+        &EncodedChange {
+            sequence: change.sequence,
+            dropped: change.dropped,
+            bytes: Arc::from(bytes),
+        },
+    ))
+}
+
 /// One data line: `{"sequence_number":N[,"dropped":K],"<field>":<shared bytes>}\r\n`.
 fn data_line(format: Format, change: &EncodedChange) -> Bytes {
     let mut line = Vec::with_capacity(change.bytes.len() + 64);

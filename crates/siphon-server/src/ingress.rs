@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
+use siphon_engine::Pushed;
 use siphon_engine::ingress::{CsvHeader, PushError, PushFormat, UpdateFormat};
 
 use crate::{ApiError, AppState};
@@ -88,7 +89,7 @@ impl IngressParams {
 }
 
 /// The HTTP answer to a refused push.
-pub(crate) fn push_error(e: PushError) -> ApiError {
+pub fn push_error(e: PushError) -> ApiError {
     match &e {
         PushError::UnknownTable(_) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
         PushError::Record { record, reason } => ApiError::new(
@@ -116,6 +117,11 @@ async fn ingress(
         .push(&table, body, format, update_format, force)
         .await
         .map_err(push_error)?;
+    Ok(Json(pushed_body(&table, &pushed)))
+}
+
+/// The 200 answer to a push: what the request held and what its commit did.
+pub fn pushed_body(table: &str, pushed: &Pushed) -> serde_json::Value {
     let mut answer = serde_json::json!({
         "table": table,
         "records": pushed.records,
@@ -126,7 +132,7 @@ async fn ingress(
     if let Some(header) = pushed.csv_header {
         answer["csv_header"] = header.into();
     }
-    Ok(Json(answer))
+    answer
 }
 
 async fn pause(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {

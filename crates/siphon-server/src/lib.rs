@@ -6,9 +6,9 @@
 //! same router on a real listener on port 0.
 
 pub mod auth;
-mod egress;
+pub mod egress;
 mod encode;
-mod ingress;
+pub mod ingress;
 mod origin;
 
 use std::net::SocketAddr;
@@ -133,11 +133,21 @@ impl ApiError {
         self.detail = detail;
         self
     }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The JSON body: `{"error": "...", "detail": ...}`.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({ "error": self.message, "detail": self.detail })
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.message, "detail": self.detail });
+        let body = self.body();
         (self.status, Json(body)).into_response()
     }
 }
