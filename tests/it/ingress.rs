@@ -122,6 +122,21 @@ async fn every_format_and_update_format_stores_what_was_pushed() {
     .collect();
     assert_eq!(got, want);
     assert_eq!(server.scalar("SELECT count(*) FROM users").await, json!(7));
+    let metrics = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("siphon_pushes_total{table=\"users\",connection=\"\",status=\"ok\"} 5"),
+        "{metrics}"
+    );
+    // Every inserted row counts as ingested (the delete does not).
+    assert!(
+        metrics.contains("siphon_records_ingested_total{table=\"users\",connection=\"\"} 8"),
+        "{metrics}"
+    );
     assert_eq!(
         server
             .scalar("SELECT count(*) FROM users WHERE age IS NULL")
@@ -175,6 +190,18 @@ async fn a_bad_record_rejects_the_whole_request_and_stores_nothing() {
     let (status, answer) = push(&server, "users", "array=true", "{\"id\":1,\"name\":\"a\"").await;
     assert_eq!(status, 400, "{answer}");
     assert_eq!(server.scalar("SELECT count(*) FROM users").await, json!(0));
+    let metrics = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .contains("siphon_pushes_total{table=\"users\",connection=\"\",status=\"rejected\"} 5"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("status=\"ok\""), "{metrics}");
 
     // Bad parameters name themselves; an unknown table is a 404.
     let (status, answer) = push(&server, "users", "format=xml", "").await;

@@ -436,6 +436,26 @@ impl Engine {
         let table = self
             .table(table)
             .ok_or_else(|| PushError::UnknownTable(table.to_string()))?;
+        let result = self
+            .push_to(&table, body, format, update_format, force)
+            .await;
+        let outcome = match &result {
+            Ok(pushed) => Ok(pushed.outcome.inserted as u64),
+            Err(PushError::Record { .. } | PushError::Request(_)) => Err("rejected"),
+            Err(_) => Err("error"),
+        };
+        self.observer.push_answered(&table.def.name, outcome);
+        result
+    }
+
+    async fn push_to(
+        &self,
+        table: &TableRef,
+        body: bytes::Bytes,
+        format: PushFormat,
+        update_format: UpdateFormat,
+        force: bool,
+    ) -> Result<Pushed, PushError> {
         let parsed = {
             let table = table.clone();
             tokio::task::spawn_blocking(move || {

@@ -119,6 +119,7 @@ pub struct Observer {
     polls: Family<StatusLabels, Counter>,
     egress_dropped: Family<TableLabels, Counter>,
     egress_readers: Family<TableLabels, Gauge>,
+    pushes: Family<StatusLabels, Counter>,
     history_per_source: usize,
     logs: Mutex<BTreeMap<String, VecDeque<LogRow>>>,
     http: Mutex<BTreeMap<String, VecDeque<HttpRow>>>,
@@ -189,6 +190,7 @@ impl Observer {
         let polls = Family::<StatusLabels, Counter>::default();
         let egress_dropped = Family::<TableLabels, Counter>::default();
         let egress_readers = Family::<TableLabels, Gauge>::default();
+        let pushes = Family::<StatusLabels, Counter>::default();
         registry.register(
             "siphon_http_requests",
             "HTTP requests made by polling sources (status: HTTP code, or error/timeout)",
@@ -247,6 +249,12 @@ impl Observer {
             "Open egress change streams",
             egress_readers.clone(),
         );
+        registry.register(
+            "siphon_pushes",
+            "Push requests by outcome (ok; rejected: bad input, nothing stored; error: the \
+             server's fault, nothing stored); pushed records count in siphon_records_ingested",
+            pushes.clone(),
+        );
         Observer {
             registry,
             requests,
@@ -262,6 +270,7 @@ impl Observer {
             polls,
             egress_dropped,
             egress_readers,
+            pushes,
             history_per_source: history_per_source.max(1),
             logs: Mutex::new(BTreeMap::new()),
             http: Mutex::new(BTreeMap::new()),
@@ -276,6 +285,30 @@ impl Observer {
             })
             .inc_by(chunks);
         tracing::debug!(table = %table, chunks, "egress reader fell behind; chunks skipped");
+    }
+
+    /// A push to `table` was answered: `Ok(records stored)`, or `Err(status)` (`rejected`,
+    /// `error`).
+    pub fn push_answered(&self, table: &str, outcome: Result<u64, &str>) {
+        let status = match outcome {
+            Ok(records) => {
+                self.records
+                    .get_or_create(&SourceLabels {
+                        table: table.to_string(),
+                        connection: String::new(),
+                    })
+                    .inc_by(records);
+                "ok"
+            }
+            Err(status) => status,
+        };
+        self.pushes
+            .get_or_create(&StatusLabels {
+                table: table.to_string(),
+                connection: String::new(),
+                status: status.to_string(),
+            })
+            .inc();
     }
 
     /// An egress reader of `table` opened (+1) or closed (-1).
