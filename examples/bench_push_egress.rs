@@ -188,6 +188,11 @@ async fn main() {
         push_case(&server, &mut next_id, batch, pushers, requests).await;
     }
 
+    println!(
+        "server peak RSS after the pushes (VmHWM): {:.1} MB",
+        peak_rss_mb(server.child.id())
+    );
+
     let (commits, rows) = (200u64, 1_000u64);
     let client = reqwest::Client::new();
     for c in 0..commits {
@@ -202,9 +207,9 @@ async fn main() {
     }
     for readers in [1, 10, 100] {
         egress_case(&server, readers, commits, rows).await;
+        println!(
+            "server peak RSS (VmHWM) after {readers} reader(s): {:.1} MB",
+            peak_rss_mb(server.child.id())
+        );
     }
-    println!(
-        "server peak RSS (VmHWM): {:.1} MB",
-        peak_rss_mb(server.child.id())
-    );
 }

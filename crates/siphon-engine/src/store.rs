@@ -47,6 +47,11 @@ const DEAD_LETTERS: TableDefinition<(&str, u64), &[u8]> =
 const SEQUENCE_FLOOR: TableDefinition<&str, (u64, u64)> = TableDefinition::new("sequence_floor");
 const UNKEYED_DELETES: TableDefinition<(&str, u64), u64> = TableDefinition::new("unkeyed_deletes");
 
+/// The memory redb may use to cache the file's pages. redb's default is 1 GiB, which a
+/// write-heavy server fills with pages it has just written and never reads again; reads
+/// (queries, change readers) stream the log and gain little from a larger cache.
+pub const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 /// The file name of the store inside the data directory.
 pub const STORE_FILE: &str = "siphon.redb";
 
@@ -180,7 +185,10 @@ impl Store {
             source,
         })?;
         let path = dir.join(STORE_FILE);
-        let db = match Database::create(&path) {
+        let db = match Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+        {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(StoreError::InUse {
