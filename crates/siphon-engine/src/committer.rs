@@ -368,3 +368,103 @@ fn count_rows(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{ConnectorKind, TableDef};
+    use crate::ingress::{PushDecoders, PushFormat, UpdateFormat, parse};
+    use crate::tables::TableData;
+    use siphon_connect::schema::{Column, ColumnType};
+
+    fn table(key: &[&str]) -> TableRef {
+        let def = TableDef {
+            name: "t".into(),
+            columns: vec![
+                Column::new("id", ColumnType::BigInt, false),
+                Column::new("name", ColumnType::Text, true),
+            ],
+            primary_key: key.iter().map(|k| k.to_string()).collect(),
+            connector: ConnectorKind::HttpInput,
+            connection: None,
+            options: Default::default(),
+        };
+        Arc::new(TableData::new(def, Vec::new(), &[]).unwrap())
+    }
+
+    /// A queued push of `body` (insert_delete NDJSON) and the receiver of its answer.
+    fn job(
+        table: &TableRef,
+        body: &str,
+    ) -> (Job, oneshot::Receiver<Result<PushOutcome, PushError>>) {
+        let parsed = parse(
+            &table.def,
+            &PushDecoders::default(),
+            body.as_bytes(),
+            PushFormat::Json { array: false },
+            UpdateFormat::InsertDelete,
+        )
+        .unwrap();
+        let (reply, answer) = oneshot::channel();
+        (
+            Job {
+                table: table.clone(),
+                runs: parsed.runs,
+                reply,
+            },
+            answer,
+        )
+    }
+
+    fn answers(
+        receivers: Vec<oneshot::Receiver<Result<PushOutcome, PushError>>>,
+    ) -> Vec<Result<PushOutcome, PushError>> {
+        receivers
+            .into_iter()
+            .map(|mut r| r.try_recv().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_later_push_of_one_group_sees_the_earlier_ones_without_a_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let t = table(&[]);
+        let (a, ra) = job(&t, r#"{"insert": {"id": 1, "name": "x"}}"#);
+        let (b, rb) = job(&t, r#"{"delete": {"id": 1, "name": "x"}}"#);
+        let (c, rc) = job(&t, r#"{"delete": {"id": 1, "name": "x"}}"#);
+        commit_group(&store, vec![a, b, c]);
+        let got = answers(vec![ra, rb, rc]);
+        assert_eq!(got[0].as_ref().unwrap().sequence_number, Some(1));
+        assert_eq!(got[1].as_ref().unwrap().deleted, 1, "{got:?}");
+        // The row was there once: the second delete of the group finds none.
+        assert!(
+            matches!(got[2], Err(PushError::Record { record: 0, .. })),
+            "{got:?}"
+        );
+        assert_eq!(store.log_meta("t").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_later_push_of_one_group_sees_the_earlier_ones_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let t = table(&["id"]);
+        let (a, ra) = job(&t, r#"{"insert": {"id": 1, "name": "x"}}"#);
+        let (b, rb) = job(&t, r#"{"insert": {"id": 1, "name": "y"}}"#);
+        let (c, rc) = job(&t, r#"{"delete": {"id": 1}}"#);
+        commit_group(&store, vec![a, b, c]);
+        let got: Vec<PushOutcome> = answers(vec![ra, rb, rc])
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        // b updates a's row (delete x, insert y); c deletes y.
+        assert_eq!(
+            got.iter()
+                .map(|o| (o.inserted, o.deleted, o.sequence_number))
+                .collect::<Vec<_>>(),
+            vec![(1, 0, Some(1)), (1, 1, Some(2)), (0, 1, Some(3))]
+        );
+        assert_eq!(t.keyed_len(), 0);
+    }
+}
