@@ -131,6 +131,24 @@ impl Server {
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
+    /// `GET path` as text; panics unless it is a 200.
+    pub async fn get_text(&self, path: &str) -> String {
+        let r = reqwest::get(format!("{}{path}", self.base)).await.unwrap();
+        assert_eq!(r.status(), 200, "GET {path}");
+        r.text().await.unwrap()
+    }
+
+    /// The data chunks of `table`'s change stream after sequence `from` (`beginning` for
+    /// all), up to what is committed now: the JSON lines of `/v1/egress`, keepalives left out.
+    pub async fn changes(&self, table: &str, from: &str) -> Vec<Value> {
+        self.get_text(&format!("/v1/egress/{table}?from={from}&follow=false"))
+            .await
+            .split("\r\n")
+            .filter(|l| !l.is_empty() && *l != "{}")
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
     /// The single value of a one-row, one-column query.
     pub async fn scalar(&self, sql: &str) -> Value {
         let rows = self.query(sql).await;

@@ -122,12 +122,7 @@ async fn every_format_and_update_format_stores_what_was_pushed() {
     .collect();
     assert_eq!(got, want);
     assert_eq!(server.scalar("SELECT count(*) FROM users").await, json!(7));
-    let metrics = reqwest::get(format!("{}/metrics", server.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.get_text("/metrics").await;
     assert!(
         metrics.contains("siphon_pushes_total{table=\"users\",connection=\"\",status=\"ok\"} 5"),
         "{metrics}"
@@ -190,12 +185,7 @@ async fn a_bad_record_rejects_the_whole_request_and_stores_nothing() {
     let (status, answer) = push(&server, "users", "array=true", "{\"id\":1,\"name\":\"a\"").await;
     assert_eq!(status, 400, "{answer}");
     assert_eq!(server.scalar("SELECT count(*) FROM users").await, json!(0));
-    let metrics = reqwest::get(format!("{}/metrics", server.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.get_text("/metrics").await;
     assert!(
         metrics
             .contains("siphon_pushes_total{table=\"users\",connection=\"\",status=\"rejected\"} 5"),
@@ -459,18 +449,8 @@ async fn concurrent_pushes_each_get_their_own_sequence_and_upserts_apply_in_comm
     // The change stream is consistent, however the pushes were grouped: each delete
     // removes exactly the row the key holds then, each insert lands on a key that holds
     // none, and replaying it gives the table.
-    let body = reqwest::get(format!(
-        "{}/v1/egress/kv?from=beginning&follow=false",
-        server.base
-    ))
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
     let mut replayed: BTreeMap<String, Value> = BTreeMap::new();
-    for line in body.split("\r\n").filter(|l| !l.is_empty() && *l != "{}") {
-        let chunk: Value = serde_json::from_str(line).unwrap();
+    for chunk in server.changes("kv", "beginning").await {
         for change in chunk["json_data"].as_array().unwrap() {
             if let Some(row) = change.get("delete") {
                 let held = replayed.remove(row["k"].as_str().unwrap());

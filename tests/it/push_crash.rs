@@ -8,8 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::harness::{Server, int, write_file};
 
 const RECORDS_PER_PUSH: usize = 7;
@@ -97,17 +95,7 @@ async fn sigkill_during_concurrent_pushes_keeps_every_acknowledged_push_exactly_
         assert!(missing.is_empty(), "acknowledged pushes lost: {missing:?}");
 
         // A reader that resumes after the last sequence it saw gets exactly the new pushes.
-        let body = reqwest::get(format!(
-            "{}/v1/egress/events?from={last_sequence}&follow=false",
-            server.base
-        ))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-        for line in body.split("\r\n").filter(|l| !l.is_empty() && *l != "{}") {
-            let chunk: Value = serde_json::from_str(line).unwrap();
+        for chunk in server.changes("events", &last_sequence.to_string()).await {
             let sequence = chunk["sequence_number"].as_u64().unwrap();
             assert!(sequence > last_sequence, "sequence {sequence} again");
             last_sequence = sequence;
