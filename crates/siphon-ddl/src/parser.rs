@@ -11,7 +11,7 @@
 //! ```text
 //! script     := [statement] (';' [statement])*
 //! statement  := create | drop | query
-//! create     := CREATE [OR REPLACE] (TABLE table | VIEW view | CONNECTION connection)
+//! create     := CREATE [OR REPLACE] (TABLE table | [MATERIALIZED] VIEW view | CONNECTION connection)
 //! table      := [IF NOT EXISTS] name '(' element (',' element)* [','] ')' [WITH options]
 //! element    := [CONSTRAINT ident] PRIMARY KEY '(' ident (',' ident)* ')'
 //!             | ident type (NOT NULL | NULL | PRIMARY KEY)*
@@ -334,6 +334,12 @@ impl<'a> Parser<'a> {
             }
             Some("VIEW") => {
                 self.i += 1;
+                self.create_view(or_replace)
+            }
+            // Feldera's spelling: every view is materialized here.
+            Some("MATERIALIZED") => {
+                self.i += 1;
+                self.expect_kw("VIEW", "after `CREATE MATERIALIZED`")?;
                 self.create_view(or_replace)
             }
             Some("CONNECTION") => {

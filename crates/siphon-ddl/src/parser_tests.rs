@@ -295,6 +295,23 @@ fn create_view_with_cte() {
     assert_eq!(query, "with x as (select 1) select * from x");
 }
 
+#[test]
+fn create_materialized_view_is_a_view() {
+    let k = one("CREATE MATERIALIZED VIEW v AS SELECT a FROM t");
+    let StatementKind::CreateView { name, query, .. } = k else {
+        panic!()
+    };
+    assert_eq!(
+        (name.value.as_str(), query.as_str()),
+        ("v", "SELECT a FROM t")
+    );
+    let (_, _, message) = err("CREATE MATERIALIZED TABLE t (a INT)");
+    assert!(
+        message.contains("`VIEW` after `CREATE MATERIALIZED`"),
+        "{message}"
+    );
+}
+
 // ---- DROP -----------------------------------------------------------------------------
 
 #[test]

@@ -17,6 +17,9 @@ pub enum ConnectorKind {
     PollingHttp,
     /// `http_input`, or no connector: records are pushed over HTTP.
     HttpInput,
+    /// Not a connector: the rows of a continuous view (`CREATE VIEW`), which takes no
+    /// pushes and polls nothing.
+    View,
 }
 
 impl ConnectorKind {
@@ -38,6 +41,7 @@ impl ConnectorKind {
         match self {
             ConnectorKind::PollingHttp => "polling_http_source",
             ConnectorKind::HttpInput => "http_input",
+            ConnectorKind::View => "view",
         }
     }
 }
@@ -112,6 +116,31 @@ impl TableDef {
     }
 }
 
+/// `CREATE VIEW`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewDef {
+    /// Name.
+    pub name: String,
+    /// The query text after `AS`, as written.
+    pub query: String,
+    /// Its output columns as stored (computed from the query when it was created).
+    pub columns: Vec<Column>,
+}
+
+impl ViewDef {
+    /// The table definition its rows are stored and served under.
+    pub fn table_def(&self) -> TableDef {
+        TableDef {
+            name: self.name.clone(),
+            columns: self.columns.clone(),
+            primary_key: Vec::new(),
+            connector: ConnectorKind::View,
+            connection: None,
+            options: BTreeMap::new(),
+        }
+    }
+}
+
 /// The whole catalog.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Catalog {
@@ -119,6 +148,8 @@ pub struct Catalog {
     pub connections: BTreeMap<String, ConnectionDef>,
     /// Tables by name.
     pub tables: BTreeMap<String, TableDef>,
+    /// Views by name.
+    pub views: BTreeMap<String, ViewDef>,
 }
 
 impl Catalog {
@@ -130,6 +161,11 @@ impl Catalog {
     /// Store key of a table.
     pub fn table_key(name: &str) -> String {
         format!("table:{name}")
+    }
+
+    /// Store key of a view.
+    pub fn view_key(name: &str) -> String {
+        format!("view:{name}")
     }
 
     /// Rebuilds the catalog from the store's `(key, JSON)` entries.
@@ -144,6 +180,10 @@ impl Catalog {
                 let def: TableDef =
                     serde_json::from_str(json).map_err(|e| format!("catalog entry {key}: {e}"))?;
                 catalog.tables.insert(def.name.clone(), def);
+            } else if key.starts_with("view:") {
+                let def: ViewDef =
+                    serde_json::from_str(json).map_err(|e| format!("catalog entry {key}: {e}"))?;
+                catalog.views.insert(def.name.clone(), def);
             } else {
                 return Err(format!("unknown catalog entry {key}"));
             }

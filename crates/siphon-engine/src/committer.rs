@@ -24,6 +24,7 @@ use crate::ingress::{PushError, Run, RunKind};
 use crate::keyed::{self, Staged};
 use crate::store::{Commit, Store};
 use crate::tables::TableRef;
+use crate::view;
 
 /// A group stops growing past this many records (it still takes at least one push).
 pub const MAX_GROUP_RECORDS: usize = 1_000_000;
@@ -71,7 +72,17 @@ impl Committer {
                             Err(_) => break,
                         }
                     }
-                    commit_group(&store, group);
+                    // A panic (a bug) must not stop every later push: the pushes of the
+                    // group get no answer (their callers see an error), views are rebuilt.
+                    let tables: BTreeMap<String, TableRef> = group
+                        .iter()
+                        .map(|job| (job.table.def.name.clone(), job.table.clone()))
+                        .collect();
+                    let run = std::panic::AssertUnwindSafe(|| commit_group(&store, group));
+                    if std::panic::catch_unwind(run).is_err() {
+                        tracing::error!("committing a group of pushes panicked; none of them was answered as stored");
+                        rebuild_views_of(&store, &tables);
+                    }
                 }
             })?;
         Ok(Committer { queue })
@@ -122,23 +133,59 @@ fn commit_group(store: &Store, group: Vec<Job>) {
         }
     }
 
-    let commits: Vec<Commit<'_>> = ready
-        .iter()
-        .filter_map(|(job, changes)| {
-            let (batch, unkeyed_deletes) = changes.as_ref()?;
-            Some(Commit {
-                table: &job.table.def.name,
-                batch: Some(batch),
-                state: None,
-                dead_letters: &[],
-                unkeyed_deletes: *unkeyed_deletes,
-            })
-        })
-        .collect();
+    // The views of the pushed tables take each push's change in order. A push that a view
+    // cannot take (a division by zero in its query) is refused; the group is then built
+    // again without it, from the views' stored state, since later pushes were staged on it.
+    let mut view_changes: Vec<Vec<view::ViewChange>> = Vec::with_capacity(ready.len());
+    let mut failed = None;
+    for (index, (job, changes)) in ready.iter().enumerate() {
+        let views = job.table.views();
+        match changes {
+            Some((batch, _)) if !views.is_empty() => {
+                match view::changes_of(&job.table, &views, batch) {
+                    Ok(c) => view_changes.push(c),
+                    Err(e) => {
+                        failed = Some((index, e));
+                        break;
+                    }
+                }
+            }
+            _ => view_changes.push(Vec::new()),
+        }
+    }
+    if let Some((index, error)) = failed {
+        rebuild_views_of(store, &tables);
+        let (job, _) = ready.remove(index);
+        let _ = job.reply.send(Err(PushError::Request(format!(
+            "nothing of this push was stored: {error}"
+        ))));
+        let rest: Vec<Job> = ready.into_iter().map(|(job, _)| job).collect();
+        drop(_guards);
+        if !rest.is_empty() {
+            commit_group(store, rest);
+        }
+        return;
+    }
+
+    let mut commits: Vec<Commit<'_>> = Vec::new();
+    for ((job, changes), views) in ready.iter().zip(&view_changes) {
+        let Some((batch, unkeyed_deletes)) = changes.as_ref() else {
+            continue;
+        };
+        commits.push(Commit {
+            table: &job.table.def.name,
+            batch: Some(batch),
+            state: None,
+            dead_letters: &[],
+            unkeyed_deletes: *unkeyed_deletes,
+        });
+        commits.extend(view::commits(views));
+    }
     let infos = match store.commit_group(&commits) {
         Ok(infos) => infos,
         Err(e) => {
             tracing::error!(error = %e, pushes = ready.len(), "committing pushes failed; none of them was stored");
+            rebuild_views_of(store, &tables);
             for (job, _) in ready {
                 let _ = job.reply.send(Err(PushError::Internal(format!(
                     "the store failed; nothing of this push was stored: {e}"
@@ -149,7 +196,7 @@ fn commit_group(store: &Store, group: Vec<Job>) {
     };
     drop(commits);
     let mut infos = infos.into_iter();
-    for (job, changes) in ready {
+    for ((job, changes), views) in ready.into_iter().zip(view_changes) {
         let outcome = match changes {
             None => PushOutcome {
                 inserted: 0,
@@ -158,6 +205,8 @@ fn commit_group(store: &Store, group: Vec<Job>) {
             },
             Some((batch, _)) => {
                 let info = infos.next().flatten();
+                let view_infos: Vec<_> = infos.by_ref().take(views.len()).collect();
+                crate::apply_view_changes(store, views, view_infos.into_iter());
                 if let Some(info) = info
                     && let Err(e) = job.table.push(info, &batch)
                 {
@@ -175,6 +224,18 @@ fn commit_group(store: &Store, group: Vec<Job>) {
             }
         };
         let _ = job.reply.send(Ok(outcome));
+    }
+}
+
+/// Rebuilds the views of the group's tables from the store, after their state took
+/// changes that were not stored.
+fn rebuild_views_of(store: &Store, tables: &BTreeMap<String, TableRef>) {
+    for table in tables.values() {
+        if !table.views().is_empty()
+            && let Err(e) = crate::rebuild_views(store, table)
+        {
+            tracing::error!(table = %table.def.name, error = %e, "rebuilding the state of views failed");
+        }
     }
 }
 

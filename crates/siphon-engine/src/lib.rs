@@ -18,6 +18,7 @@ pub mod status;
 pub mod store;
 mod system;
 pub mod tables;
+pub mod view;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -54,6 +55,9 @@ pub enum EngineError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A view could not take a change, or could not be brought up to date.
+    #[error(transparent)]
+    View(#[from] view::ViewError),
     /// Something that should not happen (a panicked task, a bug).
     #[error("internal error: {0}")]
     Internal(String),
@@ -62,7 +66,10 @@ pub enum EngineError {
 impl EngineError {
     /// Whether the fault is in the user's input (exit code 2) rather than at run time.
     pub fn is_invalid_input(&self) -> bool {
-        matches!(self, EngineError::Load(_))
+        matches!(
+            self,
+            EngineError::Load(_) | EngineError::View(view::ViewError::Eval { .. })
+        )
     }
 }
 
@@ -240,6 +247,48 @@ impl Engine {
             tables.insert(def.name.clone(), table);
         }
 
+        // Views: stored like tables, maintained from the table at the root of their chain.
+        let mut views_by_root: BTreeMap<String, Vec<Arc<view::View>>> = BTreeMap::new();
+        let mut root_of: BTreeMap<String, String> = BTreeMap::new();
+        let mut all_views = Vec::new();
+        for (def, plan) in &loaded.views {
+            let commits = store.log_meta(&def.name)?;
+            let table: TableRef =
+                Arc::new(TableData::new(def.table_def(), commits, &[]).map_err(|e| {
+                    EngineError::Internal(format!("loading view {}: {e}", def.name))
+                })?);
+            query
+                .register_table(table.clone())
+                .map_err(|e| EngineError::Internal(e.to_string()))?;
+            let view = Arc::new(
+                view::View::new(def.clone(), plan.clone(), table.clone()).map_err(|e| {
+                    EngineError::Internal(format!("loading view {}: {e}", def.name))
+                })?,
+            );
+            let root = root_of
+                .get(&plan.input)
+                .cloned()
+                .unwrap_or_else(|| plan.input.clone());
+            root_of.insert(def.name.clone(), root.clone());
+            views_by_root.entry(root).or_default().push(view.clone());
+            all_views.push(view);
+            tables.insert(def.name.clone(), table);
+        }
+        for (root, views) in views_by_root {
+            if let Some(table) = tables.get(&root) {
+                table.set_views(views);
+            }
+        }
+        let reconciled =
+            view::reconcile_all(&store, &|name| tables.get(name).cloned(), &all_views)?;
+        let mut notes = loaded.notes;
+        if !reconciled.is_empty() {
+            notes.push(format!(
+                "views computed afresh from their inputs: {}",
+                reconciled.join(", ")
+            ));
+        }
+
         let (shutdown, _) = watch::channel(false);
         let committer = Committer::start(store.clone())
             .map_err(|e| EngineError::Internal(format!("starting the committer thread: {e}")))?;
@@ -254,7 +303,7 @@ impl Engine {
             query,
             shutdown,
             tasks: tokio::sync::Mutex::new(JoinSet::new()),
-            notes: loaded.notes,
+            notes,
             progress,
             observer: Arc::new(Observer::new(options.history_per_source)),
             egress_cache: Arc::new(egress::ChunkCache::new(egress::DEFAULT_CACHE_BYTES)),
@@ -389,20 +438,47 @@ impl Engine {
             }
             None => (None, 0),
         };
+        let views = table.views();
+        let view_changes = match &batch {
+            Some(batch) if !views.is_empty() => match view::changes_of(table, &views, batch) {
+                Ok(changes) => changes,
+                Err(e) => {
+                    self.rebuild_view_states(table).await;
+                    return Err(e.into());
+                }
+            },
+            _ => Vec::new(),
+        };
         let store = self.store.clone();
         let name = table.def.name.clone();
         let batch_for_store = batch.clone();
-        let info = tokio::task::spawn_blocking(move || {
-            store.commit(&Commit {
+        let committed = tokio::task::spawn_blocking(move || {
+            let mut commits = vec![Commit {
                 table: &name,
                 batch: batch_for_store.as_ref(),
                 state: state.as_deref(),
                 dead_letters: &dead_letters,
                 unkeyed_deletes: 0,
-            })
+            }];
+            commits.extend(view::commits(&view_changes));
+            let infos = store.commit_group(&commits);
+            drop(commits);
+            infos.map(|infos| (infos, view_changes))
         })
         .await
-        .map_err(|e| EngineError::Internal(e.to_string()))??;
+        .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let (infos, view_changes) = match committed {
+            Ok(done) => done,
+            Err(e) => {
+                if !views.is_empty() {
+                    self.rebuild_view_states(table).await;
+                }
+                return Err(e.into());
+            }
+        };
+        let mut infos = infos.into_iter();
+        let info = infos.next().flatten();
+        apply_view_changes(&self.store, view_changes, infos);
         // From here on the poll is durable: an error must not make the caller keep its old
         // state (the next poll would store the same records again). If the in-memory
         // update fails, the table is rebuilt from the store instead.
@@ -436,6 +512,12 @@ impl Engine {
         let table = self
             .table(table)
             .ok_or_else(|| PushError::UnknownTable(table.to_string()))?;
+        if table.is_view() {
+            return Err(PushError::Request(format!(
+                "{} is a view: its rows are computed from its input, push to that table instead",
+                table.def.name
+            )));
+        }
         let result = self
             .push_to(&table, body, format, update_format, force)
             .await;
@@ -523,7 +605,11 @@ impl Engine {
     /// from the store, so it describes exactly what is durable.
     pub async fn reload_table(&self, table: &TableRef) -> Result<(), EngineError> {
         let _guard = table.commit_lock.lock().await;
-        self.reload_locked(table).await
+        self.reload_locked(table).await?;
+        if !table.views().is_empty() {
+            self.rebuild_view_states(table).await;
+        }
+        Ok(())
     }
 
     /// [`Engine::reload_table`] with the table's commit lock already held.
@@ -532,6 +618,47 @@ impl Engine {
         tokio::task::spawn_blocking(move || reload_from_store(&store, &table))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))?
+    }
+
+    /// Rebuilds the `GROUP BY` state of a table's views from the store (after a commit
+    /// that failed once their state had taken its change). Call under the commit lock.
+    async fn rebuild_view_states(&self, table: &TableRef) {
+        let (store, table) = (self.store.clone(), table.clone());
+        let done = tokio::task::spawn_blocking(move || rebuild_views(&store, &table)).await;
+        if let Ok(Err(e)) | Err(e) = done.map_err(|e| EngineError::Internal(e.to_string())) {
+            tracing::error!(error = %e, "rebuilding the state of views failed");
+        }
+    }
+}
+
+/// Rebuilds the `GROUP BY` state of `root`'s views from the store; call under its commit
+/// lock.
+pub(crate) fn rebuild_views(store: &Store, root: &TableRef) -> Result<(), EngineError> {
+    let views = root.views();
+    let mut inputs: BTreeMap<String, TableRef> = BTreeMap::new();
+    inputs.insert(root.def.name.clone(), root.clone());
+    for v in views.iter() {
+        inputs.insert(v.name().to_string(), v.table.clone());
+    }
+    view::rebuild_states(store, &|name| inputs.get(name).cloned(), &views)?;
+    Ok(())
+}
+
+/// Makes committed view changes visible (`infos`: where each landed, in order).
+pub(crate) fn apply_view_changes(
+    store: &Store,
+    changes: Vec<view::ViewChange>,
+    infos: impl Iterator<Item = Option<CommitInfo>>,
+) {
+    for (change, info) in changes.into_iter().zip(infos) {
+        if let Some(info) = info
+            && let Err(e) = change.view.table.push(info, &change.batch)
+        {
+            tracing::error!(view = %change.view.name(), error = %e, "applying a committed view change in memory failed; reloading it from the store");
+            if let Err(e) = reload_from_store(store, &change.view.table) {
+                tracing::error!(view = %change.view.name(), error = %e, "reloading the view from the store failed");
+            }
+        }
     }
 }
 

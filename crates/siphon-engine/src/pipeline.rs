@@ -17,8 +17,9 @@ use siphon_connect::source::check_source;
 use siphon_connect::template::RequestVar;
 use siphon_ddl::{ObjectKind, OptionValue, Pos, Statement, StatementKind};
 
-use crate::catalog::{Catalog, ConnectionDef, ConnectorKind, TableDef};
+use crate::catalog::{Catalog, ConnectionDef, ConnectorKind, TableDef, ViewDef};
 use crate::tables::MAX_BUFFERED_RECORDS;
+use crate::view::plan::{Planner, ViewPlan};
 
 /// Options only a table may carry.
 const TABLE_ONLY_OPTIONS: &[&str] = &["connector", "connection", MAX_BUFFERED_RECORDS];
@@ -75,6 +76,8 @@ pub struct Loaded {
     pub store_changes: Vec<(String, Option<String>)>,
     /// The bound configuration of every polling table in the new catalog.
     pub sources: BTreeMap<String, Arc<PollingConfig>>,
+    /// Every view of the new catalog with its compiled query, inputs before readers.
+    pub views: Vec<(ViewDef, Arc<ViewPlan>)>,
     /// Things worth telling the user that are not errors.
     pub notes: Vec<String>,
 }
@@ -128,6 +131,9 @@ pub fn load(
         notes: Vec::new(),
         connection_origins: HashMap::new(),
         table_origins: HashMap::new(),
+        view_origins: HashMap::new(),
+        reset_tables: std::collections::BTreeSet::new(),
+        base: base.clone(),
     };
     for file in files {
         let statements = match siphon_ddl::parse_script(&file.text) {
@@ -149,6 +155,7 @@ pub fn load(
         }
     }
     let sources = cx.bind_all(env);
+    let views = cx.plan_views();
     if !cx.errors.is_empty() {
         return Err(cx.errors);
     }
@@ -156,6 +163,7 @@ pub fn load(
         catalog: cx.catalog,
         store_changes: cx.changes,
         sources,
+        views,
         notes: cx.notes,
     })
 }
@@ -167,6 +175,13 @@ struct LoadContext {
     notes: Vec<String>,
     connection_origins: HashMap<String, Origin>,
     table_origins: HashMap<String, Origin>,
+    /// Views declared in the files, with where their query starts.
+    view_origins: HashMap<String, Origin>,
+    /// Tables whose stored rows this load drops (replaced or dropped): the views over
+    /// them start afresh too.
+    reset_tables: std::collections::BTreeSet<String>,
+    /// The catalog before the files.
+    base: Catalog,
 }
 
 fn describe(statement: &Statement) -> String {
@@ -288,9 +303,16 @@ impl LoadContext {
                 };
                 self.create_table(origin, def, *or_replace, *if_not_exists);
             }
-            StatementKind::CreateView { .. } => {
-                self.errors
-                    .push(origin.error(None, "views are not supported by this build yet"));
+            StatementKind::CreateView {
+                name,
+                query,
+                query_pos,
+                or_replace,
+                if_not_exists,
+            } => {
+                let mut origin = origin;
+                origin.pos = *query_pos;
+                self.create_view(origin, &name.value, query, *or_replace, *if_not_exists);
             }
             StatementKind::Drop {
                 object,
@@ -447,6 +469,16 @@ impl LoadContext {
             ));
             return;
         }
+        if self.catalog.views.contains_key(&def.name) {
+            self.errors.push(origin.error(
+                None,
+                format!(
+                    "{} is a view; a table cannot have its name (DROP VIEW {} first)",
+                    def.name, def.name
+                ),
+            ));
+            return;
+        }
         let existing = self.catalog.tables.get(&def.name).cloned();
         let key = Catalog::table_key(&def.name);
         match existing {
@@ -456,6 +488,7 @@ impl LoadContext {
             Some(old) if or_replace && old == def => {}
             Some(old) if or_replace => {
                 self.changes.push((key.clone(), None));
+                self.reset_tables.insert(def.name.clone());
                 if !self.table_origins.contains_key(&def.name) {
                     self.notes.push(format!(
                         "{}:{}: table {} differs from its stored definition ({}) and is replaced \
@@ -499,6 +532,180 @@ impl LoadContext {
         self.catalog.tables.insert(def.name.clone(), def);
     }
 
+    fn create_view(
+        &mut self,
+        origin: Origin,
+        name: &str,
+        query: &str,
+        or_replace: bool,
+        if_not_exists: bool,
+    ) {
+        if self.catalog.tables.contains_key(name) {
+            self.errors.push(origin.error(
+                None,
+                format!("{name} is a table; a view cannot have its name"),
+            ));
+            return;
+        }
+        if let Some(first) = self.view_origins.get(name)
+            && !or_replace
+            && !if_not_exists
+        {
+            self.errors.push(origin.error(
+                None,
+                format!(
+                    "view {name} is already declared at {}:{}",
+                    first.file, first.pos.line
+                ),
+            ));
+            return;
+        }
+        match self.catalog.views.get(name) {
+            Some(_) if if_not_exists => return,
+            Some(old) if old.query == query => {}
+            Some(old) if !or_replace && !self.view_origins.contains_key(name) => {
+                self.errors.push(origin.error(
+                    None,
+                    format!(
+                        "view {name} already exists in the data directory as `{}`; to change its \
+                         query write CREATE OR REPLACE VIEW {name} (its rows are computed again and \
+                         the difference streams out as changes), or DROP VIEW {name} first",
+                        old.query
+                    ),
+                ));
+                return;
+            }
+            _ => {}
+        }
+        self.view_origins.insert(name.to_string(), origin);
+        // Columns are filled in when the query is planned, after every statement.
+        let columns = self
+            .catalog
+            .views
+            .get(name)
+            .map(|v| v.columns.clone())
+            .unwrap_or_default();
+        self.catalog.views.insert(
+            name.to_string(),
+            ViewDef {
+                name: name.to_string(),
+                query: query.to_string(),
+                columns,
+            },
+        );
+    }
+
+    /// Plans every view of the final catalog, inputs first, against the final tables; a
+    /// view whose input's rows are dropped, or whose columns change, starts afresh.
+    fn plan_views(&mut self) -> Vec<(ViewDef, Arc<ViewPlan>)> {
+        let mut planner = Planner::new(
+            self.catalog
+                .tables
+                .values()
+                .map(|t| (t.name.as_str(), t.schema().arrow_schema())),
+        );
+        let mut pending: Vec<String> = self.catalog.views.keys().cloned().collect();
+        let mut planned: Vec<(ViewDef, Arc<ViewPlan>)> = Vec::new();
+        let mut reset: std::collections::BTreeSet<String> = self.reset_tables.clone();
+        // Views may read views: plan those whose inputs are known, until none is left.
+        loop {
+            let mut progress = false;
+            let mut still = Vec::new();
+            for name in std::mem::take(&mut pending) {
+                let def = self.catalog.views[&name].clone();
+                let reads_pending = |message: &str| {
+                    self.catalog.views.keys().any(|v| {
+                        v != &name
+                            && !planned.iter().any(|(p, _)| &p.name == v)
+                            && (message.contains(&format!("'{v}'"))
+                                || message.contains(&format!(".{v}'")))
+                    })
+                };
+                match planner.plan(&def.query) {
+                    Ok(plan) => {
+                        progress = true;
+                        planner.add(&name, plan.schema.clone());
+                        if let Some(def) = self.settle_view(def, &plan, &mut reset) {
+                            planned.push((def, Arc::new(plan)));
+                        }
+                    }
+                    Err(e) if reads_pending(&e.0) => still.push(name),
+                    Err(e) => {
+                        progress = true;
+                        self.view_error(&name, &e.0);
+                    }
+                }
+            }
+            pending = still;
+            if pending.is_empty() || !progress {
+                break;
+            }
+        }
+        for name in pending {
+            self.view_error(&name, "it reads a view that reads it back (a cycle)");
+        }
+        planned
+    }
+
+    /// Records a planned view in the catalog changes; `None` when it is refused.
+    fn settle_view(
+        &mut self,
+        mut def: ViewDef,
+        plan: &ViewPlan,
+        reset: &mut std::collections::BTreeSet<String>,
+    ) -> Option<ViewDef> {
+        let key = Catalog::view_key(&def.name);
+        let stored = self.base.views.get(&def.name).cloned();
+        let declared = self.view_origins.contains_key(&def.name);
+        let columns_change = stored.as_ref().is_some_and(|s| s.columns != plan.columns);
+        if columns_change && !declared {
+            let stored = stored.expect("checked");
+            self.view_error(
+                &def.name,
+                &format!(
+                    "its columns would change from ({}) to ({}) because {} changed; declare it \
+                     again (CREATE OR REPLACE VIEW {} AS ...) in the same files, or DROP VIEW {} first",
+                    stored.table_def().describe_columns(),
+                    ViewDef { columns: plan.columns.clone(), ..def.clone() }.table_def().describe_columns(),
+                    plan.input,
+                    def.name,
+                    def.name
+                ),
+            );
+            return None;
+        }
+        def.columns = plan.columns.clone();
+        let starts_afresh = reset.contains(&plan.input) || columns_change;
+        if starts_afresh && stored.is_some() {
+            reset.insert(def.name.clone());
+            self.changes.push((key.clone(), None));
+        }
+        if starts_afresh || stored.as_ref() != Some(&def) {
+            self.changes.push((
+                key,
+                Some(serde_json::to_string(&def).expect("definitions serialize")),
+            ));
+        }
+        self.catalog.views.insert(def.name.clone(), def.clone());
+        Some(def)
+    }
+
+    fn view_error(&mut self, name: &str, message: &str) {
+        match self.view_origins.get(name) {
+            Some(origin) => self.errors.push(origin.error(None, message.to_string())),
+            None => {
+                let origin = Origin::catalog("view", name);
+                self.errors.push(origin.error(
+                    None,
+                    format!(
+                        "{message}. DROP VIEW {name} in these files, or declare it again with \
+                         CREATE OR REPLACE VIEW {name} AS ..."
+                    ),
+                ));
+            }
+        }
+    }
+
     fn put_connection(&mut self, def: ConnectionDef) {
         self.changes.push((
             Catalog::connection_key(&def.name),
@@ -512,6 +719,7 @@ impl LoadContext {
             ObjectKind::Table => {
                 if self.catalog.tables.remove(name).is_some() {
                     self.table_origins.remove(name);
+                    self.reset_tables.insert(name.to_string());
                     self.changes.push((Catalog::table_key(name), None));
                 } else if !if_exists {
                     self.errors.push(origin.error(
@@ -545,7 +753,10 @@ impl LoadContext {
                 }
             }
             ObjectKind::View => {
-                if !if_exists {
+                if self.catalog.views.remove(name).is_some() {
+                    self.view_origins.remove(name);
+                    self.changes.push((Catalog::view_key(name), None));
+                } else if !if_exists {
                     self.errors.push(origin.error(
                         None,
                         format!("view {name} does not exist (use DROP VIEW IF EXISTS)"),

@@ -405,7 +405,8 @@ impl Store {
     }
 
     /// Applies catalog changes in one transaction: `Some(json)` writes a key, `None`
-    /// removes it. Removing `table:<name>` also removes the table's log and state.
+    /// removes it. Removing `table:<name>` (or `view:<name>`) also removes its log and
+    /// state.
     pub fn apply_catalog(&self, changes: &[(String, Option<String>)]) -> Result<(), StoreError> {
         let txn = db_err!(self.db.begin_write())?;
         {
@@ -422,7 +423,10 @@ impl Store {
                     }
                     None => {
                         db_err!(catalog.remove(key.as_str()))?;
-                        if let Some(table) = key.strip_prefix("table:") {
+                        if let Some(table) = key
+                            .strip_prefix("table:")
+                            .or_else(|| key.strip_prefix("view:"))
+                        {
                             // The next incarnation numbers on from the last entry.
                             if let Some(end) = log_end(&log, table)? {
                                 db_err!(floor.insert(table, end))?;

@@ -46,6 +46,9 @@ pub struct TableData {
     pub(crate) push_budget: tokio::sync::Semaphore,
     /// The table's `max_buffered_records`.
     pub(crate) max_buffered_records: usize,
+    /// The views maintained from this table's commits (every view whose chain of inputs
+    /// starts here), inputs before readers. Changed only under the commit lock.
+    views: RwLock<Arc<[Arc<crate::view::View>]>>,
 }
 
 /// The default of `max_buffered_records`, as Feldera's HTTP input.
@@ -81,7 +84,23 @@ impl TableData {
             commits: RwLock::new(commits),
             keyed,
             commit_lock: tokio::sync::Mutex::new(()),
+            views: RwLock::new(Arc::from(Vec::new())),
         })
+    }
+
+    /// The views maintained from this table's commits, inputs before readers.
+    pub fn views(&self) -> Arc<[Arc<crate::view::View>]> {
+        self.views.read().expect("views lock").clone()
+    }
+
+    /// Sets the views maintained from this table's commits.
+    pub(crate) fn set_views(&self, views: Vec<Arc<crate::view::View>>) {
+        *self.views.write().expect("views lock") = Arc::from(views);
+    }
+
+    /// Whether this is a view's rows (read-only: maintained from its input's commits).
+    pub fn is_view(&self) -> bool {
+        self.def.connector == crate::catalog::ConnectorKind::View
     }
 
     /// Whether the table keeps the latest row per key.
