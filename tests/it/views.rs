@@ -98,7 +98,7 @@ async fn pusher(base: String, seed: Arc<AtomicU64>, stop: Arc<AtomicBool>) {
             .map(|i| {
                 let x = n.wrapping_mul(2654435761).wrapping_add(i * 40503) % 1000;
                 let id = x % 60;
-                if x % 7 == 0 {
+                if x.is_multiple_of(7) {
                     format!("{{\"delete\": {{\"id\": {id}}}}}\n")
                 } else {
                     let team = ["red", "blue", "green", "gold"][(x % 4) as usize];
