@@ -463,17 +463,20 @@ impl Engine {
             commits.extend(view::commits(&view_changes));
             let infos = store.commit_group(&commits);
             drop(commits);
-            infos.map(|infos| (infos, view_changes))
+            infos
+                .map(|infos| (infos, view_changes))
+                .map_err(EngineError::from)
         })
         .await
-        .map_err(|e| EngineError::Internal(e.to_string()))?;
+        .map_err(|e| EngineError::Internal(e.to_string()))
+        .and_then(|r| r);
         let (infos, view_changes) = match committed {
             Ok(done) => done,
             Err(e) => {
                 if !views.is_empty() {
                     self.rebuild_view_states(table).await;
                 }
-                return Err(e.into());
+                return Err(e);
             }
         };
         let mut infos = infos.into_iter();

@@ -39,7 +39,48 @@ enum Acc {
     /// Non-NULL arguments and their sum (SUM and AVG).
     Sum { n: i64, sum: Sum },
     /// Distinct non-NULL values with their multiplicity (MIN and MAX).
-    Extreme(BTreeMap<OwnedRow, i64>),
+    Extreme(BTreeMap<ExtremeKey, i64>),
+}
+
+/// A MIN/MAX value, ordered as SQL orders it: integers (and dates, times, timestamps,
+/// durations) and decimals inline, anything else in Arrow's row format, whose byte order
+/// is the value order.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum ExtremeKey {
+    Int(i64),
+    Wide(i128),
+    Row(OwnedRow),
+}
+
+/// How a MIN/MAX argument is held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ExtremeRepr {
+    /// Cast to Int64 (order-preserving and lossless for these types).
+    Int,
+    /// Decimal128 values.
+    Wide,
+    /// Arrow's row format.
+    Row,
+}
+
+fn extreme_repr(t: &DataType) -> ExtremeRepr {
+    match t {
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::Date32
+        | DataType::Date64
+        | DataType::Timestamp(_, _)
+        | DataType::Time32(_)
+        | DataType::Time64(_)
+        | DataType::Duration(_) => ExtremeRepr::Int,
+        DataType::Decimal128(_, _) => ExtremeRepr::Wide,
+        _ => ExtremeRepr::Row,
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -58,7 +99,9 @@ enum Arg {
     UInt(ArrayRef),
     Float(ArrayRef),
     Decimal(ArrayRef),
-    Extreme(arrow::row::Rows, ArrayRef),
+    ExtremeInt(ArrayRef),
+    ExtremeWide(ArrayRef),
+    ExtremeRow(arrow::row::Rows, ArrayRef),
 }
 
 /// The state of a view's `GROUP BY`.
@@ -322,13 +365,21 @@ impl AggregateState {
             },
             AggKind::Min | AggKind::Max => {
                 let value = cast(output)?;
-                let converter = self.extremes[index]
-                    .as_ref()
-                    .expect("MIN/MAX has a converter");
-                Arg::Extreme(
-                    converter.convert_columns(std::slice::from_ref(&value))?,
-                    value,
-                )
+                match extreme_repr(output) {
+                    ExtremeRepr::Int => {
+                        Arg::ExtremeInt(arrow::compute::cast(&value, &DataType::Int64)?)
+                    }
+                    ExtremeRepr::Wide => Arg::ExtremeWide(value),
+                    ExtremeRepr::Row => {
+                        let converter = self.extremes[index]
+                            .as_ref()
+                            .expect("MIN/MAX has a converter");
+                        Arg::ExtremeRow(
+                            converter.convert_columns(std::slice::from_ref(&value))?,
+                            value,
+                        )
+                    }
+                }
             }
         })
     }
@@ -383,7 +434,18 @@ impl AggregateState {
                     };
                     match chosen {
                         None => null()?,
-                        Some(v) => {
+                        Some(ExtremeKey::Int(v)) => ScalarValue::Int64(Some(*v))
+                            .cast_to(&spec.output)
+                            .map_err(datafusion_error)?,
+                        Some(ExtremeKey::Wide(v)) => match &spec.output {
+                            DataType::Decimal128(p, s) => ScalarValue::Decimal128(Some(*v), *p, *s),
+                            other => {
+                                return Err(ArrowError::ComputeError(format!(
+                                    "a decimal MIN/MAX of type {other}"
+                                )));
+                            }
+                        },
+                        Some(ExtremeKey::Row(v)) => {
                             let converter = self.extremes[i].as_ref().expect("MIN/MAX converter");
                             let array = converter.convert_rows(std::iter::once(v.row()))?;
                             ScalarValue::try_from_array(&array[0], 0).map_err(datafusion_error)?
@@ -443,12 +505,31 @@ fn update(acc: &mut Acc, arg: &Arg, row: usize, weight: i64) {
                 }
             }
         }
-        (Acc::Extreme(values), Arg::Extreme(rows, array)) if array.is_valid(row) => {
-            let key = rows.row(row).owned();
-            let count = values.entry(key.clone()).or_insert(0);
-            *count += weight;
-            if *count <= 0 {
-                values.remove(&key);
+        (Acc::Extreme(values), arg) => {
+            let key = match arg {
+                Arg::ExtremeInt(a) if a.is_valid(row) => {
+                    ExtremeKey::Int(a.as_primitive::<Int64Type>().value(row))
+                }
+                Arg::ExtremeWide(a) if a.is_valid(row) => {
+                    ExtremeKey::Wide(a.as_primitive::<Decimal128Type>().value(row))
+                }
+                Arg::ExtremeRow(rows, a) if a.is_valid(row) => {
+                    ExtremeKey::Row(rows.row(row).owned())
+                }
+                _ => return,
+            };
+            match values.entry(key) {
+                std::collections::btree_map::Entry::Occupied(mut e) => {
+                    *e.get_mut() += weight;
+                    if *e.get() <= 0 {
+                        e.remove();
+                    }
+                }
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    if weight > 0 {
+                        e.insert(weight);
+                    }
+                }
             }
         }
         _ => {}
