@@ -342,18 +342,11 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// Reads pipeline files; a file that cannot be read is invalid input.
+/// Reads pipeline files (SQL, or Fluvio connector YAML); a file that cannot be read is invalid input.
 fn read_files(paths: &[PathBuf]) -> Result<Vec<SourceFile>, String> {
     paths
         .iter()
         .map(|p| {
-            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
-            if matches!(ext, "yaml" | "yml") {
-                return Err(format!(
-                    "{}: YAML connector files are not supported by this build yet",
-                    p.display()
-                ));
-            }
             std::fs::read_to_string(p)
                 .map(|text| SourceFile {
                     path: p.display().to_string(),
