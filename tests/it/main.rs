@@ -26,3 +26,4 @@ mod restart;
 mod seeds;
 mod state;
 mod tidy;
+mod wait;
