@@ -163,6 +163,13 @@ impl Translate<'_> {
                 self.error(None, format!("{block}: keys must be strings"));
                 continue;
             };
+            if k == "transforms" {
+                self.error(
+                    Some(&k),
+                    "`transforms` runs WebAssembly SmartModules in Fluvio; siphon takes a jq expression in `filter`, `map` or `arraymap` instead",
+                );
+                continue;
+            }
             if !allowed.contains(&k.as_str()) {
                 let hint = siphon_ddl::closest(&k, allowed.iter().copied())
                     .map(|c| format!("; did you mean `{c}`?"))
@@ -196,7 +203,15 @@ impl Translate<'_> {
             Some(Value::Mapping(meta)) => {
                 self.check_keys(
                     top,
-                    &["api_version", "apiversion", "meta", "http", "transforms"],
+                    &[
+                        "api_version",
+                        "apiversion",
+                        "meta",
+                        "http",
+                        "filter",
+                        "map",
+                        "arraymap",
+                    ],
                     "the connector file",
                 );
                 self.check_keys(&meta, META_KEYS, "meta");
