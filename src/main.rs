@@ -9,6 +9,8 @@ mod push_cmd;
 mod sql_client;
 mod status_cmd;
 mod test_connection;
+mod wait;
+mod wait_cmd;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -39,7 +41,7 @@ struct Cli {
 enum Command {
     /// Load pipelines and run them: poll, store, serve the HTTP API.
     Run {
-        /// Pipeline files (.sql). With none, runs what the data directory already holds.
+        /// Pipeline files (.sql, or Fluvio connector .yml/.yaml). With none, runs what the data directory already holds.
         files: Vec<PathBuf>,
         /// Address of the HTTP API.
         #[arg(long, default_value = "127.0.0.1:8080", env = "SIPHON_LISTEN")]
@@ -79,7 +81,7 @@ enum Command {
     },
     /// Validate pipeline files without running them.
     Check {
-        /// Pipeline files (.sql).
+        /// Pipeline files (.sql, or Fluvio connector .yml/.yaml).
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -123,6 +125,9 @@ enum Command {
     },
     /// Send NDJSON or CSV records from a file or stdin to a table of a running server.
     Push(push_cmd::PushArgs),
+    /// Poll one URL until conditions hold (or run a steps file with -f), then print the
+    /// saved values as JSON.
+    Wait(wait_cmd::WaitArgs),
     /// Print the committed changes of a table as NDJSON, one line per row change.
     Consume {
         /// The table or view.
@@ -221,6 +226,7 @@ fn main() -> ExitCode {
             api_key,
         } => runtime.block_on(status_cmd::run(&server, api_key.as_deref(), json)),
         Command::Push(args) => runtime.block_on(push_cmd::run(args)),
+        Command::Wait(args) => runtime.block_on(wait_cmd::run(args)),
         Command::Consume {
             table,
             from_beginning,
@@ -342,18 +348,11 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// Reads pipeline files; a file that cannot be read is invalid input.
+/// Reads pipeline files (SQL, or Fluvio connector YAML); a file that cannot be read is invalid input.
 fn read_files(paths: &[PathBuf]) -> Result<Vec<SourceFile>, String> {
     paths
         .iter()
         .map(|p| {
-            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
-            if matches!(ext, "yaml" | "yml") {
-                return Err(format!(
-                    "{}: YAML connector files are not supported by this build yet",
-                    p.display()
-                ));
-            }
             std::fs::read_to_string(p)
                 .map(|text| SourceFile {
                     path: p.display().to_string(),

@@ -83,6 +83,7 @@ pub const OPTION_NAMES: &[&str] = &[
     "circuit_breaker_threshold",
     "circuit_breaker_timeout_ms",
     "max_response_bytes",
+    "transforms",
 ];
 
 /// Options this build recognises but does not implement yet. Setting one to anything but
@@ -270,6 +271,9 @@ pub struct PollingConfig {
     pub max_response_bytes: u64,
     /// Every secret of this source, for scrubbing text that leaves it.
     pub redactor: Redactor,
+    /// `transforms`: jq steps (filter, map, arraymap) run on each record before it is
+    /// converted (Fluvio's Smart Connector options); `None` without the option.
+    pub transform: Option<crate::transform::Transform>,
 }
 
 /// Binds merged option text to a configuration, or lists everything wrong with it.
@@ -503,6 +507,24 @@ fn bind_options(
         b.error("xml_root_path", "only applies to format = 'xml'".into());
     }
     let path_missing = bind_path_missing(&mut b, &format);
+    let transform = b.text("transforms").and_then(|text| {
+        let compiled = crate::transform::parse_steps(text)
+            .and_then(|steps| crate::transform::Transform::compile(&steps));
+        match compiled {
+            Ok(_) if matches!(format, Format::Csv { .. } | Format::Xml { .. }) => {
+                b.error(
+                    "transforms",
+                    "apply to format json, ndjson and raw only (CSV and XML records are not JSON values)".into(),
+                );
+                None
+            }
+            Ok(t) => Some(t),
+            Err(e) => {
+                b.error("transforms", e.to_string());
+                None
+            }
+        }
+    });
 
     let emit_behavior = match b.text("emit_behavior").map(|e| e.to_ascii_lowercase()) {
         None => EmitBehavior::All,
@@ -619,6 +641,7 @@ fn bind_options(
             circuit_breaker,
             max_response_bytes,
             redactor,
+            transform,
         }),
         _ => Err(b.errors),
     }

@@ -6,6 +6,7 @@
 pub mod boundary;
 pub mod config;
 pub mod decode;
+pub mod duration;
 pub mod oauth2;
 pub mod pagination;
 pub mod redirect;
@@ -15,6 +16,7 @@ pub mod secret;
 pub mod source;
 pub mod state;
 pub mod template;
+pub mod transform;
 
 /// The error and its causes, joined: reqwest's top-level message alone ("error sending
 /// request") hides the useful part ("connection refused").

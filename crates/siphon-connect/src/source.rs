@@ -417,7 +417,18 @@ pub fn check_source(
             });
         }
     }
-    Ok(RecordDecoder::new(schema, config.format.clone())?)
+    let decoder = RecordDecoder::new(schema, config.format.clone())?;
+    match &config.transform {
+        Some(transform) => {
+            decoder
+                .with_transform(transform.clone())
+                .map_err(|e| SourceBuildError {
+                    option: "transforms",
+                    message: e.to_string(),
+                })
+        }
+        None => Ok(decoder),
+    }
 }
 
 /// The shared HTTP client: one connection pool for every source of a process. It follows

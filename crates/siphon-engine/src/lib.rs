@@ -7,6 +7,7 @@
 pub mod catalog;
 mod committer;
 pub mod egress;
+pub mod fluvio;
 pub mod identity;
 pub mod ingress;
 pub mod keyed;

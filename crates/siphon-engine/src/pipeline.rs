@@ -136,17 +136,28 @@ pub fn load(
         base: base.clone(),
     };
     for file in files {
-        let statements = match siphon_ddl::parse_script(&file.text) {
+        let parsed = if crate::fluvio::is_connector_file(&file.path) {
+            crate::fluvio::statements(&file.text).map_err(|errors| {
+                let at = |e: crate::fluvio::FluvioError| (e.line, e.column, e.option, e.message);
+                errors.into_iter().map(at).collect()
+            })
+        } else {
+            siphon_ddl::parse_script(&file.text)
+                .map_err(|e| vec![(e.pos.line, e.pos.column, None, e.message)])
+        };
+        let statements = match parsed {
             Ok(s) => s,
-            Err(e) => {
-                cx.errors.push(LoadError {
-                    file: file.path.clone(),
-                    line: e.pos.line,
-                    column: e.pos.column,
-                    statement: None,
-                    option: None,
-                    message: e.message.clone(),
-                });
+            Err(errors) => {
+                for (line, column, option, message) in errors {
+                    cx.errors.push(LoadError {
+                        file: file.path.clone(),
+                        line,
+                        column,
+                        statement: None,
+                        option,
+                        message,
+                    });
+                }
                 continue;
             }
         };

@@ -50,6 +50,9 @@ pub enum DecoderConfigError {
         /// Declared scale.
         scale: i8,
     },
+    /// A transform (`transforms`) was given for a format whose records are not JSON.
+    #[error("transforms (filter, map, arraymap) apply to format json, ndjson and raw only")]
+    TransformNeedsJson,
     /// Two columns with the same name: records could not be matched unambiguously.
     #[error("column \"{column}\" is declared twice")]
     DuplicateColumn {

@@ -27,6 +27,7 @@ mod test_support;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -39,6 +40,7 @@ use record::FieldIndex;
 use select::{Presence, Selection};
 
 use crate::schema::{ColumnType, RecordSchema};
+use crate::transform::Transform;
 
 /// How a response body is laid out. Every format feeds the same field matching, cell
 /// conversion and dead-letter rules.
@@ -128,6 +130,8 @@ pub struct RecordDecoder {
     schema: Arc<RecordSchema>,
     index: FieldIndex,
     kind: Kind,
+    /// jq steps run on each selected record before it meets the columns (`transforms`).
+    transform: Option<Transform>,
 }
 
 #[derive(Debug)]
@@ -174,7 +178,20 @@ impl RecordDecoder {
             index: FieldIndex::new(&schema),
             schema,
             kind,
+            transform: None,
         })
+    }
+
+    /// The same decoder, running `transform` on each record (a JSON value selected by
+    /// `json_path`, an NDJSON line, the raw body) before it is converted; the records it
+    /// yields are converted as if the body had held them. A record the transform fails on
+    /// is a dead letter. CSV and XML records are not JSON values, so they take none.
+    pub fn with_transform(mut self, transform: Transform) -> Result<Self, DecoderConfigError> {
+        if matches!(self.kind, Kind::Csv { .. } | Kind::Xml(_)) {
+            return Err(DecoderConfigError::TransformNeedsJson);
+        }
+        self.transform = (!transform.is_empty()).then_some(transform);
+        Ok(self)
     }
 
     /// The schema batches are decoded into.
@@ -196,6 +213,9 @@ impl RecordDecoder {
             // records; in the others an empty body is no document at all.
             let listing = matches!(self.kind, Kind::Ndjson | Kind::Csv { header: false, .. });
             return Ok(DecodedPage::empty(&self.schema, listing));
+        }
+        if let Some(transform) = &self.transform {
+            return self.decode_transformed(transform, unmarked);
         }
         let rows_hint = (body.len() / TYPICAL_RECORD_BYTES).clamp(1, MAX_ROWS_HINT);
         match &self.kind {
@@ -274,6 +294,67 @@ impl RecordDecoder {
                 sink.finish()
             }
         }
+    }
+
+    /// [`RecordDecoder::decode`] with a transform: the records are picked as usual, each
+    /// goes through the transform, and what comes out is converted.
+    fn decode_transformed(
+        &self,
+        transform: &Transform,
+        body: &[u8],
+    ) -> Result<DecodedPage, DecodeError> {
+        let records: Vec<Cow<'_, str>> = match &self.kind {
+            Kind::Json(selection, presence) => {
+                let text = json_text(body)?;
+                let records = selection.records(text)?;
+                if records.is_empty()
+                    && let Some(path) = presence.missing(text)?
+                {
+                    return Err(DecodeError::NothingAtPath {
+                        option: "json_path",
+                        path: path.to_string(),
+                    });
+                }
+                records
+            }
+            Kind::Ndjson => String::from_utf8_lossy(body)
+                .split('\n')
+                .filter(|line| !line.trim().is_empty())
+                .map(|line| Cow::Owned(line.to_string()))
+                .collect(),
+            Kind::Raw => vec![String::from_utf8_lossy(body)],
+            Kind::Csv { .. } | Kind::Xml(_) => {
+                unreachable!("with_transform refuses csv and xml")
+            }
+        };
+        // Each record's outputs, or why the transform failed on it.
+        let outcomes: Vec<Result<Vec<String>, String>> = records
+            .iter()
+            .map(|r| {
+                transform
+                    .apply(r.as_bytes())
+                    .map_err(|e| format!("transform: {e}"))
+            })
+            .collect();
+        let outputs: usize = outcomes
+            .iter()
+            .map(|o| o.as_ref().map_or(0, Vec::len))
+            .sum();
+        let mut sink = self.sink(outputs.max(1))?;
+        for (index, (record, outcome)) in records.iter().zip(&outcomes).enumerate() {
+            match outcome {
+                Ok(values) => {
+                    for value in values {
+                        match self.kind {
+                            Kind::Raw => sink.raw_body(value.as_bytes()),
+                            _ => sink.json_record(value),
+                        }
+                    }
+                }
+                Err(reason) => sink.text_dead(page::Origin::Record(index), reason, record),
+            }
+        }
+        sink.finish()
     }
 
     fn sink<'a>(&self, rows_hint: usize) -> Result<PageSink<'_, 'a>, DecodeError> {
