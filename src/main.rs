@@ -456,6 +456,7 @@ async fn run(
         }
     });
 
+    let options_for_pipelines = options.clone();
     let engine = match Engine::open(&data_dir, files, env_lookup, options).await {
         Ok(engine) => engine,
         Err(e) => {
@@ -469,6 +470,20 @@ async fn run(
     };
     for note in engine.notes() {
         tracing::info!("{note}");
+    }
+    // Feldera pipelines (`/v0`), each with its own engine under the data directory;
+    // loaded before the server reports ready.
+    match siphon_server::feldera::pipelines::Pipelines::open(
+        siphon_server::feldera::pipelines::root_of(&data_dir),
+        siphon_engine::EngineOptions {
+            start_paused: false,
+            ..options_for_pipelines
+        },
+    )
+    .await
+    {
+        Ok(pipelines) => state.set_pipelines(pipelines),
+        Err(e) => tracing::error!(error = %e, "the pipelines of /v0 cannot be loaded"),
     }
     state.set_engine(engine.clone());
     engine.start().await;

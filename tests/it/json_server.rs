@@ -511,7 +511,19 @@ async fn json_server_sigkill_at_random_moments_neither_duplicates_nor_loses() {
         tokio::spawn(async move {
             for k in 0..RECORDS {
                 let record = json!({"title": format!("r{k}"), "updatedAt": instant(k / 2)});
-                let r = client.post(&url).json(&record).send().await.unwrap();
+                // json-server (node) can be slow to accept under load: retry a refused
+                // connection; the record is posted once it is accepted.
+                let mut tries = 0;
+                let r = loop {
+                    match client.post(&url).json(&record).send().await {
+                        Ok(r) => break r,
+                        Err(e) if e.is_connect() && tries < 100 => {
+                            tries += 1;
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        Err(e) => panic!("posting to json-server: {e}"),
+                    }
+                };
                 assert_eq!(r.status().as_u16(), 201);
                 tokio::time::sleep(Duration::from_millis(15)).await;
             }

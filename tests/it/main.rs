@@ -12,6 +12,7 @@ mod completeness;
 mod crash;
 mod credentials;
 mod egress;
+mod feldera;
 mod fluvio;
 mod ingress;
 mod json_server;

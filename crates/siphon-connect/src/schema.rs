@@ -23,10 +23,10 @@ pub const DEFAULT_DECIMAL_SCALE: i8 = 10;
 pub const MAX_DECIMAL_PRECISION: u8 = 38;
 
 /// The accepted SQL type names, listed in error messages.
-const ACCEPTED_TYPES: &str = "TEXT, VARCHAR, STRING, CHAR, CHARACTER VARYING, SMALLINT, INT2, \
+const ACCEPTED_TYPES: &str = "TEXT, VARCHAR, STRING, CHAR, CHARACTER VARYING, TINYINT, SMALLINT, INT2, \
      INT, INTEGER, INT4, BIGINT, INT8, FLOAT, FLOAT4, FLOAT8, REAL, DOUBLE, DOUBLE PRECISION, \
      DECIMAL[(p[,s])], NUMERIC[(p[,s])], BOOLEAN, BOOL, TIMESTAMP, TIMESTAMPTZ, \
-     TIMESTAMP WITH TIME ZONE, DATE, JSON, JSONB";
+     TIMESTAMP WITH TIME ZONE, DATE, JSON, JSONB, VARIANT";
 
 /// The SQL type of one column, as declared in `CREATE TABLE`.
 ///
@@ -85,7 +85,8 @@ impl ColumnType {
                 at_most(&name, params, 1)?;
                 ColumnType::Text
             }
-            "SMALLINT" | "INT2" => no_params(&name, params, ColumnType::SmallInt)?,
+            // TINYINT (Feldera's 8-bit integer) is stored in 16 bits.
+            "SMALLINT" | "INT2" | "TINYINT" => no_params(&name, params, ColumnType::SmallInt)?,
             "INT" | "INTEGER" | "INT4" => no_params(&name, params, ColumnType::Int)?,
             "BIGINT" | "INT8" => no_params(&name, params, ColumnType::BigInt)?,
             "FLOAT" => {
@@ -109,7 +110,8 @@ impl ColumnType {
                 ColumnType::Timestamp
             }
             "DATE" => no_params(&name, params, ColumnType::Date)?,
-            "JSON" | "JSONB" => no_params(&name, params, ColumnType::Json)?,
+            // VARIANT is Feldera's name for a JSON value.
+            "JSON" | "JSONB" | "VARIANT" => no_params(&name, params, ColumnType::Json)?,
             _ => {
                 return Err(format!(
                     "unsupported column type {name}; accepted types: {ACCEPTED_TYPES}"

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod egress;
 mod encode;
+pub mod feldera;
 pub mod ingress;
 mod origin;
 
@@ -36,12 +37,23 @@ pub struct AppState {
     listen: Option<SocketAddr>,
     closing: Arc<tokio::sync::watch::Sender<bool>>,
     api_keys: Arc<ApiKeys>,
+    pipelines: Arc<OnceLock<Arc<feldera::pipelines::Pipelines>>>,
 }
 
 impl AppState {
     /// A state whose engine is not open yet.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Serves the Feldera pipelines of `/v0` from `pipelines`.
+    pub fn set_pipelines(&self, pipelines: Arc<feldera::pipelines::Pipelines>) {
+        let _ = self.pipelines.set(pipelines);
+    }
+
+    /// The Feldera pipelines, once they are loaded.
+    pub fn pipelines(&self) -> Option<Arc<feldera::pipelines::Pipelines>> {
+        self.pipelines.get().cloned()
     }
 
     /// The address the server listens on: on a loopback address, `/v1/query` answers
@@ -102,7 +114,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/status", get(status))
         .route("/metrics", get(metrics))
         .merge(ingress::routes())
-        .merge(egress::routes());
+        .merge(egress::routes())
+        .merge(feldera::routes());
     routes
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
