@@ -496,6 +496,9 @@ async fn run(
     );
 
     let served = server.await;
+    if let Some(pipelines) = state.pipelines() {
+        pipelines.shutdown_all().await;
+    }
     engine.shutdown().await;
     tracing::info!("stopped");
     match served {

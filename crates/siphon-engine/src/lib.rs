@@ -277,6 +277,9 @@ impl Engine {
         }
         for (root, views) in views_by_root {
             if let Some(table) = tables.get(&root) {
+                for view in &views {
+                    view.table.set_view_source(view, table);
+                }
                 table.set_views(views);
             }
         }

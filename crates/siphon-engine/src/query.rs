@@ -174,6 +174,42 @@ impl QuerySnapshot {
     }
 }
 
+impl QuerySnapshot {
+    /// A `GROUP BY` view's rows as of the store snapshot, from its in-memory state (its
+    /// log holds its whole history; the state holds one row per group). `None` when the
+    /// view keeps no such state or a commit landed after the snapshot: then its log is
+    /// read.
+    async fn view_rows(&self, table: &TableData) -> DfResult<Option<RecordBatch>> {
+        let Some((view, root)) = table.view_source() else {
+            return Ok(None);
+        };
+        if view.plan.aggregate.is_none() {
+            return Ok(None);
+        }
+        let mut cache = self.keyed.lock().await;
+        if let Some(rows) = cache.get(&table.def.name) {
+            return Ok(Some(rows.clone()));
+        }
+        // Under the root's commit lock the state is exactly the view's durable commits.
+        let rows = {
+            let _guard = root.commit_lock.lock().await;
+            let in_memory = table.commits().last().map_or(0, |c| c.sequence);
+            let in_snapshot = self
+                .store
+                .last_sequence(&table.def.name)
+                .map_err(store_error)?;
+            if in_memory != in_snapshot {
+                return Ok(None);
+            }
+            view.current_rows().map_err(arrow_error)?
+        };
+        if let Some(rows) = &rows {
+            cache.insert(table.def.name.clone(), rows.clone());
+        }
+        Ok(rows)
+    }
+}
+
 fn store_error(e: StoreError) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
@@ -367,6 +403,10 @@ impl TableProvider for StoredTable {
         };
         if self.table.is_keyed() {
             let rows = snapshot.keyed_rows(&self.table).await?;
+            let table = MemTable::try_new(self.schema(), vec![vec![rows]])?;
+            return table.scan(state, projection, filters, limit).await;
+        }
+        if let Some(rows) = snapshot.view_rows(&self.table).await? {
             let table = MemTable::try_new(self.schema(), vec![vec![rows]])?;
             return table.scan(state, projection, filters, limit).await;
         }

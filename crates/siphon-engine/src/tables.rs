@@ -49,6 +49,12 @@ pub struct TableData {
     /// The views maintained from this table's commits (every view whose chain of inputs
     /// starts here), inputs before readers. Changed only under the commit lock.
     views: RwLock<Arc<[Arc<crate::view::View>]>>,
+    /// For a view's rows: the view and the table at the root of its chain (whose commit
+    /// lock guards the view's state).
+    view_source: std::sync::OnceLock<(
+        std::sync::Weak<crate::view::View>,
+        std::sync::Weak<TableData>,
+    )>,
 }
 
 /// The default of `max_buffered_records`, as Feldera's HTTP input.
@@ -85,6 +91,7 @@ impl TableData {
             keyed,
             commit_lock: tokio::sync::Mutex::new(()),
             views: RwLock::new(Arc::from(Vec::new())),
+            view_source: std::sync::OnceLock::new(),
         })
     }
 
@@ -96,6 +103,19 @@ impl TableData {
     /// Sets the views maintained from this table's commits.
     pub(crate) fn set_views(&self, views: Vec<Arc<crate::view::View>>) {
         *self.views.write().expect("views lock") = Arc::from(views);
+    }
+
+    /// Marks this as the rows of `view`, maintained under `root`'s commit lock.
+    pub(crate) fn set_view_source(&self, view: &Arc<crate::view::View>, root: &TableRef) {
+        let _ = self
+            .view_source
+            .set((Arc::downgrade(view), Arc::downgrade(root)));
+    }
+
+    /// For a view's rows: the view and its root table.
+    pub(crate) fn view_source(&self) -> Option<(Arc<crate::view::View>, TableRef)> {
+        let (view, root) = self.view_source.get()?;
+        Some((view.upgrade()?, root.upgrade()?))
     }
 
     /// Whether this is a view's rows (read-only: maintained from its input's commits).

@@ -145,6 +145,12 @@ impl View {
         self.normalize(rows).map(Some)
     }
 
+    /// A `GROUP BY` view's current rows from its state (`None` for other views). They
+    /// equal its stored rows when read under its root table's commit lock.
+    pub fn current_rows(&self) -> Result<Option<RecordBatch>, ArrowError> {
+        Ok(self.current()?.map(|rows| rows.batch))
+    }
+
     /// Forgets the `GROUP BY` state (before it is rebuilt).
     fn reset(&self) -> Result<(), ArrowError> {
         let fresh = self

@@ -550,6 +550,21 @@ impl Pipelines {
         Ok(())
     }
 
+    /// Shuts every running pipeline's engine down (siphon is stopping); their desired
+    /// state is kept, so they run again at the next start.
+    pub async fn shutdown_all(&self) {
+        for pipeline in self.list() {
+            let engine = {
+                let mut state = pipeline.state.lock().expect("pipeline lock");
+                state.closing.send_replace(true);
+                state.engine.take()
+            };
+            if let Some(engine) = engine {
+                engine.shutdown().await;
+            }
+        }
+    }
+
     /// Deletes a stopped pipeline's storage: its next start begins with empty tables.
     pub async fn clear(&self, pipeline: &Pipeline) -> Result<(), Refusal> {
         let _lifecycle = pipeline.lifecycle.lock().await;
