@@ -322,3 +322,56 @@ async fn replacing_dropping_and_changing_inputs_of_views() {
     assert_eq!(status, 400, "the view is gone");
     server.terminate();
 }
+
+#[tokio::test]
+async fn a_row_that_makes_a_view_fail_is_refused_alone_and_nothing_of_it_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(
+        dir.path(),
+        "p.sql",
+        "CREATE TABLE t (a BIGINT, b BIGINT);\n\
+         CREATE VIEW q AS SELECT a / b AS ratio FROM t;\n\
+         CREATE VIEW s AS SELECT COUNT(*) AS n, SUM(a) AS total FROM t;\n",
+    );
+    let server = Server::start(&dir.path().join("data"), &[&file], &[]).await;
+    let client = reqwest::Client::new();
+    // Concurrent pushes, one of which divides by zero: it alone is refused, with the view
+    // named; the others are stored, and both views agree with the table.
+    let pushes: Vec<_> = (0..12i64)
+        .map(|i| {
+            let client = client.clone();
+            let url = format!("{}/v1/tables/t/ingress", server.base);
+            tokio::spawn(async move {
+                let b = if i == 5 { 0 } else { 2 };
+                let r = client
+                    .post(url)
+                    .body(format!("{{\"a\": {}, \"b\": {b}}}\n", i * 10))
+                    .send()
+                    .await
+                    .unwrap();
+                (i, r.status().as_u16(), r.text().await.unwrap())
+            })
+        })
+        .collect();
+    for push in pushes {
+        let (i, status, body) = push.await.unwrap();
+        if i == 5 {
+            assert_eq!(status, 400, "{body}");
+            assert!(
+                body.contains("view q") && body.contains("ivide by zero"),
+                "{body}"
+            );
+        } else {
+            assert_eq!(status, 200, "push {i}: {body}");
+        }
+    }
+    assert_eq!(int(&server.scalar("SELECT COUNT(*) FROM t").await), 11);
+    assert_eq!(int(&server.scalar("SELECT n FROM s").await), 11);
+    assert_eq!(
+        int(&server.scalar("SELECT total FROM s").await),
+        (0..12).filter(|i| *i != 5).map(|i| i * 10).sum::<i64>()
+    );
+    assert_eq!(int(&server.scalar("SELECT COUNT(*) FROM q").await), 11);
+    let (replayed, _) = replay(&server, "s").await;
+    assert_eq!(replayed, sorted(server.query("SELECT * FROM s").await));
+}

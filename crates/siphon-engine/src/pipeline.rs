@@ -615,7 +615,15 @@ impl LoadContext {
                 .values()
                 .map(|t| (t.name.as_str(), t.schema().arrow_schema())),
         );
+        // In the order they were written (stored views not in these files first), so
+        // errors come out in file order.
         let mut pending: Vec<String> = self.catalog.views.keys().cloned().collect();
+        pending.sort_by_key(|name| {
+            self.view_origins
+                .get(name)
+                .map(|o| (1, o.file.clone(), o.pos.line, o.pos.column))
+                .unwrap_or((0, String::new(), 0, 0))
+        });
         let mut planned: Vec<(ViewDef, Arc<ViewPlan>)> = Vec::new();
         let mut reset: std::collections::BTreeSet<String> = self.reset_tables.clone();
         // Views may read views: plan those whose inputs are known, until none is left.
