@@ -73,6 +73,8 @@ async fn only_queries_run_and_settings_stay_in_their_query() {
         "CREATE VIEW v AS SELECT 1",
         "INSERT INTO t VALUES (2)",
         "COPY t TO '/tmp/siphon-copy-test.csv'",
+        // The query API cannot reach the file system.
+        "CREATE EXTERNAL TABLE e (a TEXT) STORED AS CSV LOCATION '/etc/passwd'",
     ] {
         let (status, body) = server.query_raw(sql, "json").await;
         assert_eq!(status, 400, "{sql} must be refused: {body}");

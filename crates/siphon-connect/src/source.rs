@@ -693,8 +693,11 @@ impl PollingSource {
                     header_text(&fetched.headers, "last-modified"),
                 );
             }
-            hasher.update((fetched.body.len() as u64).to_le_bytes());
-            hasher.update(&fetched.body);
+            // Only `emit_behavior = 'changed'` compares bodies: no hashing otherwise.
+            if c.emit_behavior == EmitBehavior::Changed {
+                hasher.update((fetched.body.len() as u64).to_le_bytes());
+                hasher.update(&fetched.body);
+            }
             if single_page && c.emit_behavior == EmitBehavior::Changed {
                 // One page: the hash is known before decoding, so an unchanged body costs no decode.
                 let digest = hex(&hasher.clone().finalize());
@@ -750,10 +753,8 @@ impl PollingSource {
             }
         }
 
-        let digest = hex(&hasher.finalize());
-        if c.emit_behavior == EmitBehavior::Changed
-            && state.last_body_sha256.as_deref() == Some(digest.as_str())
-        {
+        let digest = (c.emit_behavior == EmitBehavior::Changed).then(|| hex(&hasher.finalize()));
+        if digest.is_some() && state.last_body_sha256 == digest {
             return Ok(self.unchanged(state, started_at, requests, validators, saved));
         }
         let page_count = pages.len() as u32;
@@ -794,7 +795,7 @@ impl PollingSource {
             page: Some(page),
             state: SourceState {
                 last_poll_time: Some(started_at),
-                last_body_sha256: (c.emit_behavior == EmitBehavior::Changed).then_some(digest),
+                last_body_sha256: digest,
                 polls: state.polls + 1,
                 value,
                 etag: validators.0,
