@@ -227,8 +227,13 @@ fn split_last_step(path: &str) -> Option<(&str, &str)> {
             b'.' => bytes[i - 1] != b'.',
             _ => false,
         };
+        if !at_step {
+            return None;
+        }
+        // `.` and `[` are ASCII, so `i` is a character boundary here (and only here: a
+        // path may hold any UTF-8, like `$.données[*]`).
         let (before, last) = path.split_at(i);
-        (at_step && JsonPath::parse(before).is_ok() && JsonPath::parse(&format!("${last}")).is_ok())
+        (JsonPath::parse(before).is_ok() && JsonPath::parse(&format!("${last}")).is_ok())
             .then_some((before, last))
     })
 }
@@ -492,6 +497,26 @@ mod tests {
     }
     fn key(k: &str) -> Step {
         Step::Key(k.into())
+    }
+
+    /// Found by `fuzz/fuzz_targets/decode.rs`: a path with a multi-byte character was
+    /// split inside it, a panic when the pipeline loaded.
+    #[test]
+    fn paths_with_non_ascii_names_split_on_character_boundaries() {
+        assert_eq!(split_last_step("$.données[*]"), Some(("$.données", "[*]")));
+        assert_eq!(split_last_step("$.é.ü"), Some(("$.é", ".ü")));
+        let schema = std::sync::Arc::new(crate::schema::RecordSchema::new(vec![
+            crate::schema::Column::new("a", crate::schema::ColumnType::Text, true),
+        ]));
+        // The fuzzer's input, and names of several non-ASCII characters.
+        for path in ["$.données[*]", "$\u{fffd}2\n....2", "$.ü[0].ß"] {
+            let _ = crate::decode::RecordDecoder::new(
+                schema.clone(),
+                crate::decode::Format::Json {
+                    json_path: Some(path.into()),
+                },
+            );
+        }
     }
 
     #[test]
