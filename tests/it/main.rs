@@ -15,6 +15,7 @@ mod egress;
 mod fluvio;
 mod ingress;
 mod json_server;
+mod nested;
 mod observe;
 mod options;
 mod pipelines;
