@@ -16,6 +16,7 @@ mod feldera;
 mod fluvio;
 mod ingress;
 mod json_server;
+mod nested;
 mod observe;
 mod options;
 mod pipelines;

@@ -84,6 +84,8 @@ pub const OPTION_NAMES: &[&str] = &[
     "circuit_breaker_timeout_ms",
     "max_response_bytes",
     "transforms",
+    "field_paths",
+    "timestamp_format",
 ];
 
 /// Options this build recognises but does not implement yet. Setting one to anything but
@@ -274,6 +276,8 @@ pub struct PollingConfig {
     /// `transforms`: jq steps (filter, map, arraymap) run on each record before it is
     /// converted (Fluvio's Smart Connector options); `None` without the option.
     pub transform: Option<crate::transform::Transform>,
+    /// `field_paths` and `timestamp_format`: how columns are read beyond their names.
+    pub columns: crate::decode::ColumnOptions,
 }
 
 /// Binds merged option text to a configuration, or lists everything wrong with it.
@@ -526,6 +530,8 @@ fn bind_options(
         }
     });
 
+    let columns = bind_column_options(&mut b, &format);
+
     let emit_behavior = match b.text("emit_behavior").map(|e| e.to_ascii_lowercase()) {
         None => EmitBehavior::All,
         Some(e) => match e.as_str() {
@@ -642,6 +648,7 @@ fn bind_options(
             max_response_bytes,
             redactor,
             transform,
+            columns,
         }),
         _ => Err(b.errors),
     }
@@ -1008,6 +1015,61 @@ fn bind_csv_delimiter(b: &mut Binder<'_>) -> u8 {
 
 /// `json_path_missing` (format json with a `json_path`) or `xml_root_path_missing`
 /// (format xml): `error` (default) or `empty`.
+/// `field_paths` (a JSON object: column → JSONPath) and `timestamp_format` (a strftime
+/// pattern for every TIMESTAMP/DATE column, or a JSON object: column → pattern). Whether
+/// the columns exist and the paths fit them is checked against the table
+/// (`source::check_source`).
+fn bind_column_options(b: &mut Binder<'_>, format: &Format) -> crate::decode::ColumnOptions {
+    use crate::decode::{ColumnOptions, TimestampFormat};
+    let mut options = ColumnOptions::default();
+    let object = |text: &str| -> Result<Vec<(String, String)>, String> {
+        let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
+            .map_err(|e| format!("expected a JSON object of column names to strings: {e}"))?;
+        map.into_iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => Ok((k, s)),
+                other => Err(format!("the value for `{k}` is {other}, not a string")),
+            })
+            .collect()
+    };
+    if let Some(text) = b.text("field_paths") {
+        match object(text) {
+            Ok(_) if matches!(format, Format::Csv { .. } | Format::Raw) => b.error(
+                "field_paths",
+                "applies to format json, ndjson and xml only".into(),
+            ),
+            Ok(paths) => options.field_paths = paths,
+            Err(e) => b.error(
+                "field_paths",
+                format!("{e} (like '{{\"author_name\": \"$.author.name\"}}')"),
+            ),
+        }
+    }
+    if let Some(text) = b.text("timestamp_format") {
+        if text.trim_start().starts_with('{') {
+            match object(text) {
+                Ok(pairs) => {
+                    for (column, pattern) in pairs {
+                        match TimestampFormat::parse(&pattern) {
+                            Ok(f) => options.column_timestamp_formats.push((column, f)),
+                            Err(e) => {
+                                b.error("timestamp_format", format!("column `{column}`: {e}"))
+                            }
+                        }
+                    }
+                }
+                Err(e) => b.error("timestamp_format", e),
+            }
+        } else {
+            match TimestampFormat::parse(text) {
+                Ok(f) => options.timestamp_format = Some(f),
+                Err(e) => b.error("timestamp_format", e),
+            }
+        }
+    }
+    options
+}
+
 fn bind_path_missing(b: &mut Binder<'_>, format: &Format) -> PathMissing {
     let applies = match format {
         Format::Json { json_path: Some(_) } => "json_path_missing",
@@ -1392,6 +1454,50 @@ mod tests {
             }
         );
         assert_eq!(crate::source::format_name(&c.format), "xml");
+    }
+
+    #[test]
+    fn field_paths_and_timestamp_format_bind_and_name_their_option() {
+        let c = bind(&opts(&[
+            ("endpoint", "http://h/"),
+            ("field_paths", r#"{"author_name": "$.author.name"}"#),
+            ("timestamp_format", "%d/%m/%Y %H:%M"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.columns.field_paths,
+            [("author_name".to_string(), "$.author.name".to_string())]
+        );
+        assert_eq!(
+            c.columns.timestamp_format.as_ref().map(|f| f.pattern()),
+            Some("%d/%m/%Y %H:%M")
+        );
+        let c = bind(&opts(&[
+            ("endpoint", "http://h/"),
+            ("timestamp_format", r#"{"published": "%d.%m.%Y"}"#),
+        ]))
+        .unwrap();
+        assert_eq!(c.columns.column_timestamp_formats.len(), 1);
+        let options = |pairs: &[(&str, &str)]| -> Vec<String> {
+            let mut all = vec![("endpoint", "http://h/")];
+            all.extend_from_slice(pairs);
+            bind(&opts(&all))
+                .unwrap_err()
+                .into_iter()
+                .map(|e| e.option)
+                .collect()
+        };
+        assert_eq!(options(&[("field_paths", "$.a")]), ["field_paths"]);
+        assert_eq!(options(&[("field_paths", r#"{"a": 1}"#)]), ["field_paths"]);
+        assert_eq!(
+            options(&[("format", "csv"), ("field_paths", r#"{"a": "$.a"}"#)]),
+            ["field_paths"]
+        );
+        assert_eq!(options(&[("timestamp_format", "%Q")]), ["timestamp_format"]);
+        assert_eq!(
+            options(&[("timestamp_format", r#"{"a": "%H"}"#)]),
+            ["timestamp_format"]
+        );
     }
 
     #[test]

@@ -417,7 +417,19 @@ pub fn check_source(
             });
         }
     }
-    let decoder = RecordDecoder::new(schema, config.format.clone())?;
+    let mut decoder = RecordDecoder::new(schema, config.format.clone())?;
+    if !config.columns.is_empty() {
+        decoder = decoder.with_options(&config.columns).map_err(|e| {
+            let option = match e {
+                DecoderConfigError::TimestampFormatColumn { .. } => "timestamp_format",
+                _ => "field_paths",
+            };
+            SourceBuildError {
+                option,
+                message: e.to_string(),
+            }
+        })?;
+    }
     match &config.transform {
         Some(transform) => {
             decoder

@@ -28,6 +28,8 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{MemorySchemaProvider, Session, TableProvider};
+use datafusion::common::Column;
+use datafusion::dataframe::DataFrame;
 use datafusion::datasource::MemTable;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::SessionState;
@@ -36,7 +38,8 @@ use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::logical_expr::{Expr, TableType};
+use datafusion::logical_expr::expr::FieldMetadata;
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
@@ -533,12 +536,13 @@ impl QueryEngine {
             )
             .build_arc()
             .map_err(|e| QueryError::internal(e.to_string()))?;
-        let config = SessionConfig::new().with_information_schema(true);
-        let state = SessionStateBuilder::new()
+        let config = json_dialect(SessionConfig::new().with_information_schema(true));
+        let mut state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(runtime_env)
             .with_default_features()
             .build();
+        register_json_functions(&mut state).map_err(|e| QueryError::internal(e.to_string()))?;
         let ctx = SessionContext::new_with_state(state);
         let catalog = ctx
             .catalog("datafusion")
@@ -670,7 +674,61 @@ async fn plan(
 ) -> Result<SendableRecordBatchStream, DataFusionError> {
     let ctx = SessionContext::new_with_state(state);
     let frame = ctx.sql_with_options(sql, read_only()).await?;
+    let frame = match json_unions_as_text(frame.logical_plan())? {
+        Some(plan) => DataFrame::new(ctx.state(), plan),
+        None => frame,
+    };
     frame.execute_stream().await
+}
+
+/// The SQL dialect of ad hoc queries and views: PostgreSQL's, in which `?` is the JSON
+/// key-exists operator (in DataFusion's generic dialect it is a placeholder).
+pub(crate) fn json_dialect(config: SessionConfig) -> SessionConfig {
+    config.set_str("datafusion.sql_parser.dialect", "postgres")
+}
+
+/// Registers the JSON functions and operators (`->`, `->>`, `?`, `json_get`, ...) of
+/// `datafusion-functions-json` in a session: ad hoc queries and views both use this.
+pub(crate) fn register_json_functions(state: &mut SessionState) -> Result<(), DataFusionError> {
+    datafusion_functions_json::register_all(state)
+}
+
+/// `plan` with every output column of the JSON union type (what `->` and `json_get`
+/// return) turned into its JSON text, marked as a JSON column: neither the result
+/// encoders nor a view's storage can hold an Arrow union. `None` when there is none.
+pub(crate) fn json_unions_as_text(
+    plan: &LogicalPlan,
+) -> Result<Option<LogicalPlan>, DataFusionError> {
+    let schema = plan.schema();
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| f.data_type() == &*datafusion_functions_json::JSON_UNION_DATA_TYPE)
+    {
+        return Ok(None);
+    }
+    let to_text = datafusion_functions_json::udfs::json_union_to_text_udf();
+    let exprs: Vec<Expr> = schema
+        .iter()
+        .map(|(qualifier, field)| {
+            let column = Expr::Column(Column::new(qualifier.cloned(), field.name()));
+            if field.data_type() == &*datafusion_functions_json::JSON_UNION_DATA_TYPE {
+                let metadata = FieldMetadata::from(std::collections::BTreeMap::from([(
+                    siphon_connect::schema::SIPHON_TYPE_METADATA_KEY.to_string(),
+                    "json".to_string(),
+                )]));
+                to_text
+                    .call(vec![column])
+                    .alias_with_metadata(field.name(), Some(metadata))
+            } else {
+                column
+            }
+        })
+        .collect();
+    LogicalPlanBuilder::from(plan.clone())
+        .project(exprs)?
+        .build()
+        .map(Some)
 }
 
 /// Runs `work` until `deadline`; a DataFusion error becomes a [`QueryError`].
@@ -905,6 +963,48 @@ mod tests {
             Err(e) => e,
             Ok(stream) => stream.collect().await.expect_err(sql),
         }
+    }
+
+    #[tokio::test]
+    async fn json_functions_and_operators_are_registered() {
+        let f = fixture(QueryLimits::default());
+        let sql = r#"SELECT j->>'name' AS op_text, j->'tags' AS op_json, j ? 'name' AS op_has,
+            json_get_str(j, 'name') AS s, json_get_int(j, 'n') AS i,
+            json_get_float(j, 'f') AS fl, json_get_bool(j, 'b') AS bo,
+            json_contains(j, 'tags') AS c, json_length(j, 'tags') AS len,
+            json_as_text(j, 'n') AS t, json_get(j, 'tags', 0) AS g
+            FROM (SELECT '{"name": "a1", "n": 7, "f": 1.5, "b": true, "tags": ["x", "y"]}' AS j)"#;
+        let batches = f.engine.query(sql).await.unwrap().collect().await.unwrap();
+        let batch = &batches[0];
+        let text = |name: &str| {
+            let column = batch.column_by_name(name).unwrap();
+            let cast = arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8).unwrap();
+            cast.as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap()
+                .value(0)
+                .to_string()
+        };
+        assert_eq!(text("op_text"), "a1");
+        assert_eq!(text("op_json"), r#"["x", "y"]"#);
+        assert_eq!(text("op_has"), "true");
+        assert_eq!(text("s"), "a1");
+        assert_eq!(text("i"), "7");
+        assert_eq!(text("fl"), "1.5");
+        assert_eq!(text("bo"), "true");
+        assert_eq!(text("c"), "true");
+        assert_eq!(text("len"), "2");
+        assert_eq!(text("t"), "7");
+        assert_eq!(text("g"), r#""x""#);
+        // A JSON union output is stored JSON text, marked as a JSON column.
+        let field = batch.schema().field_with_name("op_json").unwrap().clone();
+        assert_eq!(
+            field
+                .metadata()
+                .get(siphon_connect::schema::SIPHON_TYPE_METADATA_KEY)
+                .map(String::as_str),
+            Some("json")
+        );
     }
 
     #[tokio::test]

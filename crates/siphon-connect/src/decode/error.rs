@@ -16,6 +16,23 @@ pub enum DecoderConfigError {
         /// The JSONPath parser's explanation, with the position.
         message: String,
     },
+    /// A `field_paths` entry is refused.
+    #[error("column `{column}`: {message}")]
+    FieldPath {
+        /// The column it maps.
+        column: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// `field_paths` with a format whose records have no structure.
+    #[error("field_paths applies to format json, ndjson and xml only")]
+    FieldPathsNeedStructure,
+    /// A per-column `timestamp_format` names no TIMESTAMP or DATE column.
+    #[error("`{column}` is not a TIMESTAMP or DATE column of the table")]
+    TimestampFormatColumn {
+        /// The name given.
+        column: String,
+    },
     /// `csv_delimiter` is not a single ASCII character other than a quote or line break.
     #[error(
         "invalid csv_delimiter {delimiter:?}: use one ASCII character other than '\"', CR or LF"

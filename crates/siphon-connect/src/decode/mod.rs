@@ -16,6 +16,7 @@ mod compact;
 mod csv;
 mod error;
 mod page;
+mod paths;
 mod raw;
 mod record;
 mod select;
@@ -34,6 +35,7 @@ use arrow::array::RecordBatch;
 
 pub use error::{DecodeError, DecoderConfigError};
 pub use page::MAX_DEAD_LETTER_RAW;
+pub use temporal::TimestampFormat;
 
 use page::PageSink;
 use record::FieldIndex;
@@ -123,12 +125,49 @@ pub struct DeadLetter {
     pub record: usize,
 }
 
+/// How columns are read beyond matching fields by name: the table options
+/// `field_paths` and `timestamp_format`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ColumnOptions {
+    /// `field_paths`: (column, JSONPath relative to the record), e.g.
+    /// `("author_name", "$.author.name")`.
+    pub field_paths: Vec<(String, String)>,
+    /// `timestamp_format` for every TIMESTAMP and DATE column without its own.
+    pub timestamp_format: Option<TimestampFormat>,
+    /// `timestamp_format` given per column (the JSON object form).
+    pub column_timestamp_formats: Vec<(String, TimestampFormat)>,
+}
+
+impl ColumnOptions {
+    /// Whether nothing is set.
+    pub fn is_empty(&self) -> bool {
+        self.field_paths.is_empty()
+            && self.timestamp_format.is_none()
+            && self.column_timestamp_formats.is_empty()
+    }
+}
+
+/// [`ColumnOptions`] compiled for one schema, per column.
+#[derive(Debug, Default)]
+pub(crate) struct ColumnRules {
+    paths: paths::FieldPaths,
+    timestamp_formats: Vec<Option<TimestampFormat>>,
+}
+
+impl ColumnRules {
+    /// Column `i`'s `timestamp_format`, if any.
+    fn timestamp_format(&self, i: usize) -> Option<&TimestampFormat> {
+        self.timestamp_formats.get(i).and_then(Option::as_ref)
+    }
+}
+
 /// Decodes the pages of one table: built once from the table's schema and format, then
 /// reused for every page (it holds no per-page state, so it is `Send + Sync`).
 #[derive(Debug)]
 pub struct RecordDecoder {
     schema: Arc<RecordSchema>,
     index: FieldIndex,
+    rules: ColumnRules,
     kind: Kind,
     /// jq steps run on each selected record before it meets the columns (`transforms`).
     transform: Option<Transform>,
@@ -176,10 +215,51 @@ impl RecordDecoder {
         };
         Ok(RecordDecoder {
             index: FieldIndex::new(&schema),
+            rules: ColumnRules::default(),
             schema,
             kind,
             transform: None,
         })
+    }
+
+    /// The same decoder reading columns as `options` say: `field_paths` (json, ndjson
+    /// and xml only; each path compiled here, once) and `timestamp_format`.
+    pub fn with_options(mut self, options: &ColumnOptions) -> Result<Self, DecoderConfigError> {
+        let mut paths =
+            paths::FieldPaths::new(&self.schema, &options.field_paths).map_err(|e| {
+                DecoderConfigError::FieldPath {
+                    column: e.column,
+                    message: e.message,
+                }
+            })?;
+        if !paths.is_empty() && matches!(self.kind, Kind::Csv { .. } | Kind::Raw) {
+            return Err(DecoderConfigError::FieldPathsNeedStructure);
+        }
+        let mut timestamp_formats = Vec::with_capacity(self.schema.columns().len());
+        for column in self.schema.columns() {
+            let own = options
+                .column_timestamp_formats
+                .iter()
+                .find(|(name, _)| *name == column.name)
+                .map(|(_, f)| f.clone());
+            let temporal = matches!(column.ty, ColumnType::Timestamp | ColumnType::Date);
+            timestamp_formats
+                .push(own.or_else(|| options.timestamp_format.clone().filter(|_| temporal)));
+        }
+        for (name, _) in &options.column_timestamp_formats {
+            let column = self.schema.columns().iter().find(|c| c.name == *name);
+            if !column.is_some_and(|c| matches!(c.ty, ColumnType::Timestamp | ColumnType::Date)) {
+                return Err(DecoderConfigError::TimestampFormatColumn {
+                    column: name.clone(),
+                });
+            }
+        }
+        self.index = FieldIndex::with_paths(&self.schema, &mut paths);
+        self.rules = ColumnRules {
+            paths,
+            timestamp_formats,
+        };
+        Ok(self)
     }
 
     /// The same decoder, running `transform` on each record (a JSON value selected by
@@ -285,7 +365,14 @@ impl RecordDecoder {
             }
             Kind::Xml(root_path) => {
                 let mut sink = self.sink(rows_hint)?;
-                xml::decode(body, root_path, &self.schema, &self.index, &mut sink)?;
+                xml::decode(
+                    body,
+                    root_path,
+                    &self.schema,
+                    &self.index,
+                    &self.rules.paths,
+                    &mut sink,
+                )?;
                 sink.finish()
             }
             Kind::Raw => {
@@ -358,7 +445,7 @@ impl RecordDecoder {
     }
 
     fn sink<'a>(&self, rows_hint: usize) -> Result<PageSink<'_, 'a>, DecodeError> {
-        PageSink::new(&self.schema, &self.index, rows_hint)
+        PageSink::new(&self.schema, &self.index, &self.rules, rows_hint)
     }
 }
 

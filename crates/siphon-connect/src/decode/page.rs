@@ -22,10 +22,12 @@ use serde_json::value::RawValue;
 use super::cell::{Cell, ConvertError, Scalar, convert, truncate_at_char};
 use super::columns::ColumnBuilders;
 use super::compact::compact_json;
+use super::paths::Found;
 use super::raw::scalar_of;
 use super::record::{FieldIndex, Slot, read_fields};
 use super::select::Emit;
-use super::{DeadLetter, DecodeError, DecodedPage};
+use super::temporal::TimestampFormat;
+use super::{ColumnRules, DeadLetter, DecodeError, DecodedPage};
 use crate::schema::{Column, ColumnType, RecordSchema};
 
 /// Largest record text a dead letter keeps.
@@ -74,6 +76,17 @@ pub(crate) enum TextValue<'v> {
     /// A structured value the decoder built (an XML element with attributes or children,
     /// a repeated element), as valid JSON text.
     Json(&'v str),
+    /// An XML element with attributes and text but no child elements: its text in a
+    /// scalar column, the JSON object (`{"@attr": ..., "#text": ...}`) in a JSON column.
+    Attributed {
+        /// The element's own text.
+        text: &'v str,
+        /// The element as a JSON object.
+        json: &'v str,
+    },
+    /// A value a `field_paths` path picked out of a structured value: raw JSON text,
+    /// converted like a JSON member.
+    Raw(&'v str),
 }
 
 /// What reading the current record produced, before it is committed.
@@ -90,6 +103,7 @@ enum Staged {
 pub(crate) struct PageSink<'d, 'a> {
     schema: &'d RecordSchema,
     index: &'d FieldIndex,
+    rules: &'d ColumnRules,
     builders: ColumnBuilders,
     slots: Vec<Option<Slot<'a>>>,
     row: Vec<Cell<'a>>,
@@ -109,6 +123,7 @@ impl<'d, 'a> PageSink<'d, 'a> {
     pub(crate) fn new(
         schema: &'d RecordSchema,
         index: &'d FieldIndex,
+        rules: &'d ColumnRules,
         rows_hint: usize,
     ) -> Result<Self, DecodeError> {
         let builders = ColumnBuilders::new(schema, rows_hint)
@@ -116,6 +131,7 @@ impl<'d, 'a> PageSink<'d, 'a> {
         Ok(PageSink {
             schema,
             index,
+            rules,
             builders,
             slots: (0..index.len()).map(|_| None).collect(),
             row: Vec::with_capacity(index.len()),
@@ -190,6 +206,11 @@ impl<'d, 'a> PageSink<'d, 'a> {
         self.end(Some(&String::from_utf8_lossy(body)));
     }
 
+    /// The number of columns.
+    pub(crate) fn columns(&self) -> usize {
+        self.schema.columns().len()
+    }
+
     /// A record of a text format. `value_of(i)` is column `i`'s value and the field name
     /// the record spells it with, `None` when the record has no such field; `raw` gives
     /// the record's text, asked for only when the record becomes a dead letter.
@@ -203,12 +224,13 @@ impl<'d, 'a> PageSink<'d, 'a> {
         let mut row: Vec<Cell<'v>> = recycle(std::mem::take(&mut self.text_row));
         let mut failure = None;
         for (i, column) in self.schema.columns().iter().enumerate() {
+            let format = self.rules.timestamp_format(i);
             let (key, what, cell) = match value_of(i) {
                 None => (column.name.as_str(), "missing", Ok(Cell::Null)),
                 Some((key, TextValue::Empty)) => {
-                    (key, "empty", text_cell(column, TextValue::Empty))
+                    (key, "empty", text_cell(column, format, TextValue::Empty))
                 }
-                Some((key, value)) => (key, "null", text_cell(column, value)),
+                Some((key, value)) => (key, "null", text_cell(column, format, value)),
             };
             match cell {
                 Ok(Cell::Null) if !column.nullable => {
@@ -312,25 +334,48 @@ impl<'d, 'a> PageSink<'d, 'a> {
     fn convert_row(&mut self) -> Staged {
         self.row.clear();
         let origin = self.origin;
-        for (column, slot) in self.schema.columns().iter().zip(self.slots.iter_mut()) {
-            let cell = match slot.take() {
-                None => {
+        let rules = self.rules;
+        for (i, column) in self.schema.columns().iter().enumerate() {
+            // The column's raw value and the name a message gives it: its field, or the
+            // path that mapped it.
+            let (found, key): (Found<'a>, &str) = match rules.paths.get(i) {
+                None => match self.slots.get(i).and_then(Option::as_ref) {
+                    Some(slot) => (Found::One(slot.raw), &slot.key),
+                    None => (Found::Missing, &column.name),
+                },
+                Some(path) => {
+                    let source = self.slots.get(path.source).and_then(Option::as_ref);
+                    match source.map(|slot| path.resolve(slot.raw)) {
+                        None => (Found::Missing, &path.text),
+                        Some(Ok(found)) => (found, &path.text),
+                        Some(Err(e)) => {
+                            return Staged::Dead(format!(
+                                "{origin}: field {}: {e}",
+                                quote_field(&path.text)
+                            ));
+                        }
+                    }
+                }
+            };
+            let cell = match found {
+                Found::Missing => {
                     if !column.nullable {
-                        return Staged::Dead(null_reason(origin, &column.name, column, "missing"));
+                        return Staged::Dead(null_reason(origin, key, column, "missing"));
                     }
                     Cell::Null
                 }
-                Some(Slot { raw, key }) => {
+                Found::Many(all) => Cell::Text(Cow::Owned(all)),
+                Found::One(raw) => {
                     let cell = if column.ty == ColumnType::Json {
                         json_cell(raw)
                     } else {
-                        match convert(&column.ty, scalar_of(raw)) {
+                        match convert_with(column, rules.timestamp_format(i), scalar_of(raw)) {
                             Ok(cell) => cell,
-                            Err(e) => return Staged::Dead(convert_reason(origin, &key, &e)),
+                            Err(e) => return Staged::Dead(convert_reason(origin, key, &e)),
                         }
                     };
                     if matches!(cell, Cell::Null) && !column.nullable {
-                        return Staged::Dead(null_reason(origin, &key, column, "null"));
+                        return Staged::Dead(null_reason(origin, key, column, "null"));
                     }
                     cell
                 }
@@ -423,19 +468,53 @@ fn recycle<'x, 'y>(mut row: Vec<Cell<'x>>) -> Vec<Cell<'y>> {
 }
 
 /// A column's cell from a text format's value, or why it does not fit.
-fn text_cell<'v>(column: &Column, value: TextValue<'v>) -> Result<Cell<'v>, String> {
+fn text_cell<'v>(
+    column: &Column,
+    format: Option<&TimestampFormat>,
+    value: TextValue<'v>,
+) -> Result<Cell<'v>, String> {
     match value {
         TextValue::Null => Ok(Cell::Null),
         TextValue::Empty if column.ty == ColumnType::Text => Ok(Cell::Text(Cow::Borrowed(""))),
         TextValue::Empty => Ok(Cell::Null),
         TextValue::Text(text) if column.ty == ColumnType::Json => json_text_cell(text),
-        TextValue::Text(text) => {
-            convert(&column.ty, Scalar::String(Cow::Borrowed(text))).map_err(|e| e.to_string())
+        TextValue::Text(text) | TextValue::Attributed { text, .. }
+            if column.ty != ColumnType::Json =>
+        {
+            convert_with(column, format, Scalar::String(Cow::Borrowed(text)))
+                .map_err(|e| e.to_string())
         }
-        TextValue::Json(json) => {
+        TextValue::Json(json) | TextValue::Attributed { json, .. } | TextValue::Text(json) => {
             convert(&column.ty, Scalar::Nested(json)).map_err(|e| e.to_string())
         }
+        TextValue::Raw(raw) if column.ty == ColumnType::Json => Ok(json_cell(raw)),
+        TextValue::Raw(raw) => {
+            convert_with(column, format, scalar_of(raw)).map_err(|e| e.to_string())
+        }
     }
+}
+
+/// [`convert`], reading a string in a TIMESTAMP or DATE column with the column's
+/// `timestamp_format` first.
+fn convert_with<'x>(
+    column: &Column,
+    format: Option<&TimestampFormat>,
+    scalar: Scalar<'x>,
+) -> Result<Cell<'x>, ConvertError> {
+    if let (Some(format), Scalar::String(text)) = (format, &scalar)
+        && let Some(micros) = format.micros(text.trim())
+    {
+        match column.ty {
+            ColumnType::Timestamp => return Ok(Cell::TimestampMicros(micros)),
+            ColumnType::Date => {
+                if let Ok(days) = i32::try_from(micros.div_euclid(86_400_000_000)) {
+                    return Ok(Cell::Date(days));
+                }
+            }
+            _ => {}
+        }
+    }
+    convert(&column.ty, scalar)
 }
 
 /// A JSON column's cell from text: text that is a JSON document is kept as that JSON

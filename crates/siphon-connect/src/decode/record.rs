@@ -4,6 +4,11 @@
 //! An exact match always beats a case-insensitive one, a repeated key keeps its last
 //! value (as JSON parsers that build maps do), and among several case-insensitive
 //! candidates the first in the record wins. Unmatched fields are skipped unparsed.
+//!
+//! With `field_paths` (see `paths`), a mapped column is not matched by its name; the
+//! first member of its path is matched instead (exactly, no case folding), into a slot
+//! after the columns' when no column reads that member, so the record is still read in
+//! one pass.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -11,6 +16,7 @@ use std::collections::HashMap;
 use serde::de::{IgnoredAny, MapAccess};
 use serde_json::value::RawValue;
 
+use super::paths::FieldPaths;
 use super::raw::KeySeed;
 use crate::schema::RecordSchema;
 
@@ -20,17 +26,47 @@ const LINEAR_LOOKUP_MAX: usize = 16;
 /// Column lookup by field name, built once per decoder.
 #[derive(Debug)]
 pub(crate) struct FieldIndex {
+    /// The field names looked for.
     names: Vec<Box<str>>,
+    /// The slot each name fills (a column's own index for a column read by its name).
+    targets: Vec<usize>,
+    /// The first `folded` names are columns' and also match ignoring case; the others
+    /// are the first members of `field_paths`, matched exactly.
+    folded: usize,
+    /// Slots a record fills: one per column, then one per path member no column reads.
+    slot_count: usize,
     by_name: Option<HashMap<Box<str>, usize>>,
 }
 
 impl FieldIndex {
     pub(crate) fn new(schema: &RecordSchema) -> Self {
-        let names: Vec<Box<str>> = schema
-            .columns()
-            .iter()
-            .map(|c| c.name.as_str().into())
-            .collect();
+        Self::with_paths(schema, &mut FieldPaths::default())
+    }
+
+    /// The index for `schema` when `paths` map some columns: sets each path's source
+    /// slot.
+    pub(crate) fn with_paths(schema: &RecordSchema, paths: &mut FieldPaths) -> Self {
+        let mut names: Vec<Box<str>> = Vec::with_capacity(schema.columns().len());
+        let mut targets = Vec::with_capacity(schema.columns().len());
+        for (i, column) in schema.columns().iter().enumerate() {
+            if paths.get(i).is_none() {
+                names.push(column.name.as_str().into());
+                targets.push(i);
+            }
+        }
+        let folded = names.len();
+        let mut slot_count = schema.columns().len();
+        for path in paths.iter_mut() {
+            path.source = match names.iter().position(|n| *n == path.first) {
+                Some(p) => targets[p],
+                None => {
+                    names.push(path.first.clone());
+                    targets.push(slot_count);
+                    slot_count += 1;
+                    slot_count - 1
+                }
+            };
+        }
         let by_name = (names.len() > LINEAR_LOOKUP_MAX).then(|| {
             let mut map = HashMap::with_capacity(names.len());
             for (i, name) in names.iter().enumerate() {
@@ -38,12 +74,23 @@ impl FieldIndex {
             }
             map
         });
-        FieldIndex { names, by_name }
+        FieldIndex {
+            names,
+            targets,
+            folded,
+            slot_count,
+            by_name,
+        }
     }
 
-    /// The number of columns.
+    /// The number of slots a record fills (columns, then path members).
     pub(crate) fn len(&self) -> usize {
-        self.names.len()
+        self.slot_count
+    }
+
+    /// The slot of the name at position `p`.
+    fn target(&self, p: usize) -> usize {
+        self.targets.get(p).copied().unwrap_or(usize::MAX)
     }
 
     /// The column named exactly `key`. `hint` is where to look first: records of one
@@ -60,7 +107,10 @@ impl FieldIndex {
     }
 
     fn case_insensitive(&self, key: &str) -> Option<usize> {
-        self.names.iter().position(|name| eq_ignore_case(name, key))
+        self.names[..self.folded]
+            .iter()
+            .position(|name| eq_ignore_case(name, key))
+            .map(|p| self.target(p))
     }
 
     /// Puts `value`, a field named `key`, into the slot of its column under the same
@@ -73,9 +123,9 @@ impl FieldIndex {
         hint: &mut usize,
         slots: &mut [Option<T>],
     ) -> bool {
-        if let Some(i) = self.exact(key, *hint) {
-            *hint = i + 1;
-            if let Some(slot) = slots.get_mut(i) {
+        if let Some(p) = self.exact(key, *hint) {
+            *hint = p + 1;
+            if let Some(slot) = slots.get_mut(self.target(p)) {
                 *slot = Some(value);
                 return true;
             }
@@ -125,10 +175,10 @@ pub(crate) fn read_fields<'a, A: MapAccess<'a>>(
     slots.iter_mut().for_each(|slot| *slot = None);
     let mut hint = 0;
     while let Some(key) = map.next_key_seed(KeySeed)? {
-        if let Some(i) = index.exact(&key, hint) {
-            hint = i + 1;
+        if let Some(p) = index.exact(&key, hint) {
+            hint = p + 1;
             let raw: &'a RawValue = map.next_value()?;
-            if let Some(slot) = slots.get_mut(i) {
+            if let Some(slot) = slots.get_mut(index.target(p)) {
                 *slot = Some(Slot {
                     raw: raw.get(),
                     key,

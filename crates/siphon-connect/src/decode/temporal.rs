@@ -8,6 +8,13 @@
 //! optional offset `Z`/`z`, `±HH:MM`, `±HHMM` or `±HH`. No offset means UTC; a bare date
 //! is midnight UTC. A leap second `:60` rolls into the next minute.
 //!
+//! Feeds and HTTP write dates otherwise: when a string is not of that form, RFC 2822
+//! (`Fri, 12 Jan 2024 00:00:00 +0000`: RSS `pubDate`, email; the day name is optional,
+//! obsolete zones such as `GMT`, `UT`, `EST` are read) and the HTTP date forms (IMF-fixdate
+//! is RFC 2822; RFC 850 `Sunday, 06-Nov-94 08:49:37 GMT` and asctime
+//! `Sun Nov  6 08:49:37 1994`) are tried, through chrono. A table's `timestamp_format`
+//! (a strftime pattern, [`TimestampFormat`]) is tried before all of these.
+//!
 //! Epoch integers: the unit is guessed from the magnitude, |n| < 1e11 → seconds
 //! (through year 5138), < 1e14 → milliseconds, < 1e17 → microseconds, otherwise
 //! nanoseconds. Epoch floats are always seconds with a fraction.
@@ -18,6 +25,11 @@ const MICROS_PER_DAY: i64 = 86_400 * MICROS_PER_SECOND;
 /// Microseconds since the Unix epoch (UTC) for a timestamp string, or `None` if it is not
 /// one of the accepted forms.
 pub(crate) fn parse_timestamp_micros(s: &str) -> Option<i64> {
+    parse_iso_micros(s).or_else(|| parse_mail_date_micros(s))
+}
+
+/// The RFC 3339 family (see the module docs); the fast path.
+fn parse_iso_micros(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     let days = parse_date_prefix(b)?;
     if b.len() == 10 {
@@ -57,6 +69,108 @@ pub(crate) fn parse_timestamp_micros(s: &str) -> Option<i64> {
     let offset_seconds = parse_offset(&b[pos..])?;
     let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second - offset_seconds;
     seconds.checked_mul(MICROS_PER_SECOND)?.checked_add(micros)
+}
+
+/// RFC 2822 and the obsolete HTTP date forms (see the module docs).
+fn parse_mail_date_micros(s: &str) -> Option<i64> {
+    // Every such date holds a letter; the ISO forms that failed above hold none, so
+    // numbers and broken ISO strings skip chrono.
+    if !s.bytes().any(|b| b.is_ascii_alphabetic()) {
+        return None;
+    }
+    if let Ok(at) = chrono::DateTime::parse_from_rfc2822(s) {
+        return Some(at.timestamp_micros());
+    }
+    for pattern in ["%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"] {
+        if let Ok(at) = chrono::NaiveDateTime::parse_from_str(s, pattern) {
+            return Some(at.and_utc().timestamp_micros());
+        }
+    }
+    None
+}
+
+/// A `timestamp_format`: a strftime pattern (chrono's `%` codes) read before the
+/// built-in forms. With an offset (`%z`, `%:z`) it is honoured; without, the time is UTC;
+/// a pattern with no time of day (`%d/%m/%Y`) gives midnight UTC; `%s` is epoch seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimestampFormat {
+    pattern: Box<str>,
+    has_offset: bool,
+    has_time: bool,
+}
+
+impl TimestampFormat {
+    /// Checks `pattern` (every `%` code known to chrono, and at least a date or `%s`).
+    pub fn parse(pattern: &str) -> Result<Self, String> {
+        use chrono::format::{Fixed, Item, Numeric, StrftimeItems};
+        let mut has_offset = false;
+        let mut has_time = false;
+        let mut has_date = false;
+        for item in StrftimeItems::new(pattern) {
+            match item {
+                Item::Error => {
+                    return Err(format!("`{pattern}` is not a valid strftime pattern"));
+                }
+                Item::Fixed(
+                    Fixed::TimezoneOffset
+                    | Fixed::TimezoneOffsetColon
+                    | Fixed::TimezoneOffsetZ
+                    | Fixed::TimezoneOffsetColonZ
+                    | Fixed::TimezoneOffsetDoubleColon
+                    | Fixed::TimezoneOffsetTripleColon
+                    | Fixed::RFC2822
+                    | Fixed::RFC3339,
+                ) => has_offset = true,
+                Item::Numeric(Numeric::Timestamp, _) => {
+                    has_offset = true;
+                    has_time = true;
+                    has_date = true;
+                }
+                Item::Numeric(Numeric::Hour | Numeric::Hour12 | Numeric::Minute, _) => {
+                    has_time = true;
+                }
+                Item::Numeric(
+                    Numeric::Year | Numeric::Day | Numeric::Ordinal | Numeric::Month,
+                    _,
+                )
+                | Item::Fixed(Fixed::ShortMonthName | Fixed::LongMonthName) => has_date = true,
+                _ => {}
+            }
+        }
+        if !has_date {
+            return Err(format!(
+                "`{pattern}` has no date in it (a year, month and day, or %s)"
+            ));
+        }
+        Ok(TimestampFormat {
+            pattern: pattern.into(),
+            has_offset,
+            has_time,
+        })
+    }
+
+    /// Microseconds since the epoch for `s` read with the pattern, or `None`.
+    pub(crate) fn micros(&self, s: &str) -> Option<i64> {
+        if self.has_offset {
+            chrono::DateTime::parse_from_str(s, &self.pattern)
+                .ok()
+                .map(|at| at.timestamp_micros())
+        } else if self.has_time {
+            chrono::NaiveDateTime::parse_from_str(s, &self.pattern)
+                .ok()
+                .map(|at| at.and_utc().timestamp_micros())
+        } else {
+            chrono::NaiveDate::parse_from_str(s, &self.pattern)
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|at| at.and_utc().timestamp_micros())
+        }
+    }
+
+    /// The pattern as written.
+    pub fn pattern(&self) -> &str {
+        &self.pattern
+    }
 }
 
 /// Days since 1970-01-01 for a date string `YYYY-MM-DD`, or for any timestamp string
@@ -190,6 +304,65 @@ mod tests {
 
     // 2024-03-15T12:34:56Z
     const T: i64 = 1_710_506_096_000_000;
+
+    #[test]
+    fn rfc2822_and_http_dates() {
+        // 2024-01-12T00:00:00Z
+        let jan12 = 1_705_017_600_000_000;
+        assert_eq!(
+            parse_timestamp_micros("Fri, 12 Jan 2024 00:00:00 +0000"),
+            Some(jan12)
+        );
+        assert_eq!(
+            parse_timestamp_micros("12 Jan 2024 01:00:00 +0100"),
+            Some(jan12)
+        );
+        assert_eq!(
+            parse_timestamp_micros("Fri, 12 Jan 2024 00:00:00 GMT"),
+            Some(jan12)
+        );
+        assert_eq!(
+            parse_timestamp_micros("Thu, 11 Jan 2024 19:00:00 EST"),
+            Some(jan12)
+        );
+        assert_eq!(
+            parse_timestamp_micros("Friday, 12-Jan-24 00:00:00 GMT"),
+            Some(jan12)
+        );
+        assert_eq!(
+            parse_timestamp_micros("Fri Jan 12 00:00:00 2024"),
+            Some(jan12)
+        );
+        assert_eq!(
+            parse_timestamp_micros("Fri, 32 Jan 2024 00:00:00 +0000"),
+            None
+        );
+        assert_eq!(parse_timestamp_micros("yesterday"), None);
+        assert_eq!(
+            parse_date_days("Fri, 12 Jan 2024 23:00:00 +0000"),
+            Some(19_734)
+        );
+        assert_eq!(
+            parse_instant_micros(" Fri, 12 Jan 2024 00:00:00 +0000 "),
+            Some(jan12)
+        );
+    }
+
+    #[test]
+    fn timestamp_format_patterns() {
+        let jan12 = 1_705_017_600_000_000;
+        let f = TimestampFormat::parse("%d/%m/%Y %H:%M").unwrap();
+        assert_eq!(f.micros("12/01/2024 00:00"), Some(jan12));
+        assert_eq!(f.micros("2024-01-12"), None);
+        let f = TimestampFormat::parse("%d.%m.%Y").unwrap();
+        assert_eq!(f.micros("12.01.2024"), Some(jan12));
+        let f = TimestampFormat::parse("%Y%m%d %H%M%S %z").unwrap();
+        assert_eq!(f.micros("20240112 010000 +0100"), Some(jan12));
+        let f = TimestampFormat::parse("%s").unwrap();
+        assert_eq!(f.micros("1705017600"), Some(jan12));
+        assert!(TimestampFormat::parse("%H:%M").is_err());
+        assert!(TimestampFormat::parse("%Y-%m-%d %Q").is_err());
+    }
 
     #[test]
     fn rfc3339_with_offsets_normalised_to_utc() {

@@ -777,3 +777,199 @@ fn decoder_is_reused_across_pages() {
     assert_eq!(ints64(&second, 0), [Some(2)]);
     assert!(second.dead_letters.is_empty());
 }
+
+fn with_paths(columns: Vec<Column>, format: Format, paths: &[(&str, &str)]) -> RecordDecoder {
+    decoder(columns, format)
+        .with_options(&ColumnOptions {
+            field_paths: paths
+                .iter()
+                .map(|(c, p)| (c.to_string(), p.to_string()))
+                .collect(),
+            ..Default::default()
+        })
+        .unwrap()
+}
+
+#[test]
+fn field_paths_fill_columns_from_nested_values() {
+    let paths = [
+        ("author_name", "$.author.name"),
+        ("author_id", "$.author.id"),
+        ("first_tag", "$.tags[0]"),
+        ("tags", "$.tags[*]"),
+        ("city", "$['customer']['address']['city']"),
+    ];
+    let columns = || {
+        vec![
+            not_null("id", ColumnType::BigInt),
+            col("author_name", ColumnType::Text),
+            col("author_id", ColumnType::BigInt),
+            col("first_tag", ColumnType::Text),
+            col("tags", ColumnType::Json),
+            col("city", ColumnType::Text),
+            // A column named like a path's first member still reads that member whole.
+            col("author", ColumnType::Json),
+        ]
+    };
+    let body = r#"[
+        {"id": 1, "author": {"name": "a1", "id": 10}, "tags": ["x", "y"],
+         "customer": {"address": {"city": "Oslo"}}},
+        {"id": 2, "author": {"name": "a2"}, "tags": []},
+        {"id": 3},
+        {"id": 4, "author": {"name": "a4", "id": "not a number"}},
+        {"id": 5, "author": "just text", "tags": "nope"}
+    ]"#;
+    for format in [json(None), Format::Ndjson] {
+        let text = match format {
+            // The same records, one per line (their text kept as written).
+            Format::Ndjson => {
+                let records: Vec<&serde_json::value::RawValue> =
+                    serde_json::from_str(body).unwrap();
+                records
+                    .iter()
+                    .map(|r| r.get().replace('\n', " ") + "\n")
+                    .collect::<String>()
+            }
+            _ => body.to_string(),
+        };
+        let d = with_paths(columns(), format, &paths);
+        let page = d.decode(text.as_bytes()).unwrap();
+        assert_eq!(ints64(&page, 0), [Some(1), Some(2), Some(3), Some(5)]);
+        assert_eq!(strings(&page, 1), [s("a1"), s("a2"), None, None]);
+        assert_eq!(ints64(&page, 2), [Some(10), None, None, None]);
+        assert_eq!(strings(&page, 3), [s("x"), None, None, None]);
+        assert_eq!(strings(&page, 4), [s(r#"["x","y"]"#), None, None, None]);
+        assert_eq!(strings(&page, 5), [s("Oslo"), None, None, None]);
+        assert_eq!(
+            strings(&page, 6),
+            [
+                s(r#"{"name":"a1","id":10}"#),
+                s(r#"{"name":"a2"}"#),
+                None,
+                s(r#""just text""#)
+            ]
+        );
+        assert_eq!(page.dead_letters.len(), 1, "{:?}", page.dead_letters);
+        assert!(
+            page.dead_letters[0]
+                .reason
+                .contains(r#"field "$.author.id": cannot convert string "not a number" to BIGINT"#),
+            "{}",
+            page.dead_letters[0].reason
+        );
+    }
+}
+
+#[test]
+fn field_paths_not_null_and_record_fields_of_the_mapped_name() {
+    let d = with_paths(
+        vec![
+            not_null("login", ColumnType::Text),
+            col("name", ColumnType::Text),
+        ],
+        json(None),
+        &[("login", "$.user.login")],
+    );
+    // A record field named like the mapped column is not read: the path decides.
+    let page = d
+        .decode(br#"[{"user": {"login": "u1"}, "name": "n1"}, {"login": "top", "name": "n2"}]"#)
+        .unwrap();
+    assert_eq!(strings(&page, 0), [s("u1")]);
+    assert_eq!(
+        reasons(&page),
+        [r#"record 1: field "$.user.login": missing for NOT NULL TEXT column"#]
+    );
+}
+
+#[test]
+fn field_paths_options_are_checked() {
+    let build = |columns: Vec<Column>, format: Format, paths: &[(&str, &str)]| {
+        decoder(columns, format)
+            .with_options(&ColumnOptions {
+                field_paths: paths
+                    .iter()
+                    .map(|(c, p)| (c.to_string(), p.to_string()))
+                    .collect(),
+                ..Default::default()
+            })
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    };
+    let e = build(
+        vec![col("a", ColumnType::Text)],
+        json(None),
+        &[("a", "$.x[*]")],
+    );
+    assert!(e.contains("column `a`") && e.contains("JSON column"), "{e}");
+    let e = build(
+        vec![col("a", ColumnType::Text)],
+        Format::Csv {
+            header: true,
+            delimiter: b',',
+        },
+        &[("a", "$.x")],
+    );
+    assert!(e.contains("json, ndjson and xml"), "{e}");
+}
+
+#[test]
+fn timestamp_format_and_feed_dates() {
+    let d = decoder(
+        vec![
+            col("a", ColumnType::Timestamp),
+            col("b", ColumnType::Timestamp),
+            col("d", ColumnType::Date),
+        ],
+        json(None),
+    )
+    .with_options(&ColumnOptions {
+        timestamp_format: Some(TimestampFormat::parse("%d/%m/%Y %H:%M").unwrap()),
+        column_timestamp_formats: vec![(
+            "d".to_string(),
+            TimestampFormat::parse("%d.%m.%Y").unwrap(),
+        )],
+        ..Default::default()
+    })
+    .unwrap();
+    let page = d
+        .decode(
+            br#"[{"a": "12/01/2024 00:00", "b": "Fri, 12 Jan 2024 00:00:00 +0000", "d": "12.01.2024"},
+                 {"a": "2024-01-12T00:00:00Z", "b": "Fri, 12 Jan 2024 00:00:00 GMT", "d": "2024-01-12"},
+                 {"a": "12/13/2024 00:00"}]"#,
+        )
+        .unwrap();
+    let micros = |i: usize| -> Vec<Option<i64>> {
+        page.batch
+            .column(i)
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .unwrap()
+            .iter()
+            .collect()
+    };
+    let jan12 = Some(1_705_017_600_000_000);
+    assert_eq!(micros(0), [jan12, jan12]);
+    assert_eq!(micros(1), [jan12, jan12]);
+    let days: Vec<_> = page
+        .batch
+        .column(2)
+        .as_any()
+        .downcast_ref::<Date32Array>()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(days, [Some(19_734), Some(19_734)]);
+    assert_eq!(page.dead_letters.len(), 1);
+    let e = decoder(vec![col("t", ColumnType::Text)], json(None))
+        .with_options(&ColumnOptions {
+            column_timestamp_formats: vec![("t".into(), TimestampFormat::parse("%Y").unwrap())],
+            ..Default::default()
+        })
+        .map(|_| ())
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("not a TIMESTAMP or DATE column"),
+        "{e}"
+    );
+}

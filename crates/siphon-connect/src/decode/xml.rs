@@ -27,6 +27,13 @@
 //!   is already one value a `json_path` can pick, and a missing JSON field stays NULL as
 //!   it always has.
 //! * A text value in a JSON column follows the CSV rule: text that is JSON is kept as JSON.
+//! * An element with attributes and text but no child elements
+//!   (`<guid isPermaLink="false">http://x</guid>`) gives its text to a TEXT or other
+//!   scalar column, and the JSON object (`{"@isPermaLink":"false","#text":"http://x"}`)
+//!   to a JSON column; `field_paths` reach either (`$.guid['@isPermaLink']`).
+//! * `field_paths` read the record through that JSON form: `$.author.name` is the text of
+//!   `<author><name>`, `$.link['@href']` an attribute, `$.category[1]` the second of a
+//!   repeated element.
 //!
 //! The body must be UTF-8 (a BOM is skipped); the XML declaration, comments, processing
 //! instructions and the DOCTYPE are skipped. Entities declared in a DTD are never
@@ -51,6 +58,7 @@ use quick_xml::events::{BytesRef, BytesStart, Event};
 use quick_xml::{Reader, XmlVersion};
 
 use super::page::{Origin, PageSink, TextValue};
+use super::paths::{FieldPaths, Found};
 use super::record::FieldIndex;
 use super::{DecodeError, UTF8_BOM};
 use crate::schema::RecordSchema;
@@ -331,6 +339,8 @@ enum Value<'n> {
     Empty,
     Text(&'n str),
     Json(String),
+    /// Attributes and text, no child elements.
+    Attributed(&'n str, String),
 }
 
 impl Value<'_> {
@@ -340,11 +350,21 @@ impl Value<'_> {
             Value::Empty => TextValue::Empty,
             Value::Text(text) => TextValue::Text(text),
             Value::Json(json) => TextValue::Json(json),
+            Value::Attributed(text, json) => TextValue::Attributed { text, json },
+        }
+    }
+
+    /// The value's JSON form, for a path to walk: `None` for text (no members).
+    fn json(&self) -> Option<&str> {
+        match self {
+            Value::Json(json) | Value::Attributed(_, json) => Some(json),
+            Value::Null | Value::Empty | Value::Text(_) => None,
         }
     }
 }
 
-/// An element as a field value: its text when it holds only text, else a JSON object.
+/// An element as a field value: its text when it holds only text, else a JSON object
+/// (with its text alongside when it has attributes, text and no children).
 fn value_of(node: &Node) -> Value<'_> {
     if node.is_leaf() {
         match node.own_text() {
@@ -355,8 +375,35 @@ fn value_of(node: &Node) -> Value<'_> {
     } else {
         let mut json = String::new();
         write_object(node, &mut json);
-        Value::Json(json)
+        match node.own_text() {
+            text if node.children.is_empty() && !text.is_empty() && !node.nil => {
+                Value::Attributed(text, json)
+            }
+            _ => Value::Json(json),
+        }
     }
+}
+
+/// What a mapped column's path found in a record's field.
+enum Picked<'v> {
+    Missing,
+    Value(TextValue<'v>),
+    Many(String),
+}
+
+/// Resolves `path` on `value`, the record's field the path starts at.
+fn pick<'v>(path: &super::paths::MappedPath, value: &'v Value<'_>) -> Result<Picked<'v>, String> {
+    if path.is_member() {
+        return Ok(Picked::Value(value.as_text()));
+    }
+    let Some(json) = value.json() else {
+        return Ok(Picked::Missing);
+    };
+    Ok(match path.resolve(json)? {
+        Found::Missing => Picked::Missing,
+        Found::One(raw) => Picked::Value(TextValue::Raw(raw)),
+        Found::Many(all) => Picked::Many(all),
+    })
 }
 
 /// The children of one name: most names appear once, which needs no allocation.
@@ -564,6 +611,7 @@ impl OpenRecord {
 struct Page<'p, 's, 'd, 'a> {
     body: &'p [u8],
     index: &'p FieldIndex,
+    paths: &'p FieldPaths,
     single_column: bool,
     sink: &'s mut PageSink<'d, 'a>,
     records: usize,
@@ -594,18 +642,53 @@ impl Page<'_, '_, '_, '_> {
             self.index.assign(name, i, &mut hint, &mut self.slots);
         }
         let whole =
-            (self.single_column && self.slots.first() == Some(&None)).then(|| value_of(root));
+            (self.single_column && self.paths.is_empty() && self.slots.first() == Some(&None))
+                .then(|| value_of(root));
         let slots = &self.slots;
+        // The mapped columns' values, resolved before the row is converted.
+        let mut picked: Vec<Option<Picked<'_>>> = Vec::new();
+        if !self.paths.is_empty() {
+            for column in 0..self.sink.columns() {
+                let Some(path) = self.paths.get(column) else {
+                    picked.push(None);
+                    continue;
+                };
+                let source = slots.get(path.source).copied().flatten();
+                let found = match source.and_then(|field| fields.get(field)) {
+                    None => Ok(Picked::Missing),
+                    Some((_, value)) => pick(path, value),
+                };
+                match found {
+                    Ok(found) => picked.push(Some(found)),
+                    Err(e) => {
+                        let problem = format!("field {:?}: {e}", &*path.text);
+                        self.sink.text_dead(origin, &problem, &raw());
+                        return;
+                    }
+                }
+            }
+        }
+        let paths = self.paths;
         self.sink.text_record(
             origin,
-            |column| match slots.get(column).copied().flatten() {
-                Some(field) => fields
-                    .get(field)
-                    .map(|(name, value)| (*name, value.as_text())),
-                None => whole
-                    .as_ref()
-                    .filter(|_| column == 0)
-                    .map(|value| (root.name.as_str(), value.as_text())),
+            |column| {
+                if let Some(Some(found)) = picked.get(column) {
+                    let key = paths.get(column).map_or("", |p| &*p.text);
+                    return match found {
+                        Picked::Missing => None,
+                        Picked::Value(value) => Some((key, *value)),
+                        Picked::Many(all) => Some((key, TextValue::Raw(all))),
+                    };
+                }
+                match slots.get(column).copied().flatten() {
+                    Some(field) => fields
+                        .get(field)
+                        .map(|(name, value)| (*name, value.as_text())),
+                    None => whole
+                        .as_ref()
+                        .filter(|_| column == 0)
+                        .map(|value| (root.name.as_str(), value.as_text())),
+                }
             },
             raw,
         );
@@ -618,6 +701,7 @@ pub(crate) fn decode(
     path: &RootPath,
     schema: &RecordSchema,
     index: &FieldIndex,
+    paths: &FieldPaths,
     sink: &mut PageSink<'_, '_>,
 ) -> Result<(), DecodeError> {
     let body = body.strip_prefix(UTF8_BOM).unwrap_or(body);
@@ -630,6 +714,7 @@ pub(crate) fn decode(
     let mut page = Page {
         body,
         index,
+        paths,
         single_column: schema.columns().len() == 1,
         sink,
         records: 0,
@@ -924,11 +1009,96 @@ mod tests {
         assert_eq!(values, [Some(1.5), Some(2.0)]);
         assert_eq!(strings(&page, 3), [Some("a"), None]);
         assert_eq!(strings(&page, 4), [Some(r#"{"tag":["x","y"]}"#), None]);
-        assert_eq!(
-            strings(&page, 5),
-            [None, Some(r##"{"@currency":"EUR","#text":"9.99"}"##)]
-        );
+        // An element with attributes and text gives its text to a TEXT column.
+        assert_eq!(strings(&page, 5), [None, Some("9.99")]);
         assert_eq!(ints(&page, 6), [None, None]);
+    }
+
+    #[test]
+    fn attributed_text_in_scalar_columns_and_json_form_in_json_columns() {
+        let body = r#"<rss><channel><item>
+            <guid isPermaLink="false">http://x/1</guid>
+            <price currency="EUR">9.5</price>
+            <link href="http://x/a"/>
+        </item></channel></rss>"#;
+        let schema = || {
+            vec![
+                col("guid", ColumnType::Text),
+                col("price", ColumnType::Double),
+                col("link", ColumnType::Text),
+                col("raw_guid", ColumnType::Json),
+                col("permalink", ColumnType::Boolean),
+                col("href", ColumnType::Text),
+            ]
+        };
+        let d = RecordDecoder::new(
+            Arc::new(RecordSchema::new(schema())),
+            Format::Xml {
+                root_path: "/rss/channel/item".into(),
+            },
+        )
+        .unwrap()
+        .with_options(&crate::decode::ColumnOptions {
+            field_paths: vec![
+                ("raw_guid".into(), "$.guid".into()),
+                ("permalink".into(), "$.guid['@isPermaLink']".into()),
+                ("href".into(), "$.link['@href']".into()),
+            ],
+            ..Default::default()
+        })
+        .unwrap();
+        let page = d.decode(body.as_bytes()).unwrap();
+        assert!(page.dead_letters.is_empty(), "{:?}", page.dead_letters);
+        assert_eq!(strings(&page, 0), [Some("http://x/1")]);
+        let prices: Vec<_> = column::<Float64Array>(&page, 1).iter().collect();
+        assert_eq!(prices, [Some(9.5)]);
+        // No text: the attributes stay a JSON object.
+        assert_eq!(strings(&page, 2), [Some(r#"{"@href":"http://x/a"}"#)]);
+        assert_eq!(
+            strings(&page, 3),
+            [Some(r##"{"@isPermaLink":"false","#text":"http://x/1"}"##)]
+        );
+        let permalink: Vec<_> = column::<arrow::array::BooleanArray>(&page, 4)
+            .iter()
+            .collect();
+        assert_eq!(permalink, [Some(false)]);
+        assert_eq!(strings(&page, 5), [Some("http://x/a")]);
+    }
+
+    #[test]
+    fn field_paths_name_child_elements() {
+        let body = r#"<feed><entry><author><name>a1</name><id>7</id></author>
+            <category>c1</category><category>c2</category></entry>
+            <entry><author><name>a2</name></author></entry></feed>"#;
+        let d = RecordDecoder::new(
+            Arc::new(RecordSchema::new(vec![
+                col("author_name", ColumnType::Text),
+                col("author_id", ColumnType::BigInt),
+                col("second", ColumnType::Text),
+                col("all", ColumnType::Json),
+            ])),
+            Format::Xml {
+                root_path: "/feed/entry".into(),
+            },
+        )
+        .unwrap()
+        .with_options(&crate::decode::ColumnOptions {
+            field_paths: vec![
+                ("author_name".into(), "$.author.name".into()),
+                ("author_id".into(), "$.author.id".into()),
+                ("second".into(), "$.category[1]".into()),
+                ("all".into(), "$.category[*]".into()),
+            ],
+            ..Default::default()
+        })
+        .unwrap();
+        let page = d.decode(body.as_bytes()).unwrap();
+        assert!(page.dead_letters.is_empty(), "{:?}", page.dead_letters);
+        assert_eq!(strings(&page, 0), [Some("a1"), Some("a2")]);
+        let ids: Vec<_> = column::<Int64Array>(&page, 1).iter().collect();
+        assert_eq!(ids, [Some(7), None]);
+        assert_eq!(strings(&page, 2), [Some("c2"), None]);
+        assert_eq!(strings(&page, 3), [Some(r#"["c1","c2"]"#), None]);
     }
 
     #[test]

@@ -171,6 +171,11 @@ impl View {
 
     /// Casts the query's output to the view's stored column types.
     fn normalize(&self, rows: Weighted) -> Result<Weighted, ArrowError> {
+        // The steps stop at the first empty change, whose batch may still have an earlier
+        // step's columns (a WHERE that left no row, before the projection).
+        if rows.is_empty() {
+            return self.empty();
+        }
         let schema = &self.table.schema;
         let columns = schema
             .fields()

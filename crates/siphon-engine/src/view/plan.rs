@@ -124,10 +124,15 @@ pub struct Planner {
 impl Planner {
     /// A planner over `relations` (name, schema): tables and views already defined.
     pub fn new<'a>(relations: impl IntoIterator<Item = (&'a str, SchemaRef)>) -> Self {
-        let state = SessionStateBuilder::new()
-            .with_config(SessionConfig::new())
+        let mut state = SessionStateBuilder::new()
+            .with_config(crate::query::json_dialect(SessionConfig::new()))
             .with_default_features()
             .build();
+        // Registering into a fresh state cannot clash with anything: a failure here is a
+        // bug of the crate, and a view using the functions would then fail to plan.
+        if let Err(e) = crate::query::register_json_functions(&mut state) {
+            tracing::error!("registering the JSON functions for views: {e}");
+        }
         let ctx = SessionContext::new_with_state(state);
         for (name, schema) in relations {
             let _ = ctx.register_table(
@@ -174,6 +179,12 @@ impl Planner {
                 .join()
                 .map_err(|_| refuse("planning the view panicked"))?
         })?;
+        // `->` and `json_get` give a JSON union, which a view cannot store: its JSON text is.
+        let logical = match crate::query::json_unions_as_text(&logical) {
+            Ok(Some(plan)) => plan,
+            Ok(None) => logical,
+            Err(e) => return Err(refuse(clean(&e.to_string()))),
+        };
         let analyzed = self
             .state
             .analyzer()
