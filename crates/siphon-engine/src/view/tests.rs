@@ -286,7 +286,7 @@ async fn apply(engine: &Engine, push: &Push) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: std::env::var("VIEW_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(12), ..ProptestConfig::default() })]
 
     #[test]
     fn views_equal_their_query_after_every_commit(pushes in prop::collection::vec(push(), 1..14)) {
