@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::Value;
+use siphon_connect::error_chain;
 use siphon_connect::redirect::{self, Secrets};
 use siphon_connect::secret::{Redactor, is_secret_header};
 use tokio::time::Instant;
@@ -378,22 +379,6 @@ fn redactor_for(request: &RequestSpec) -> Redactor {
         redactor.add(&secret);
     }
     redactor
-}
-
-/// The error and its causes: reqwest's own message ("error sending request") hides the
-/// useful part ("connection refused").
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 async fn fetch(

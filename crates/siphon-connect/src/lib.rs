@@ -20,7 +20,7 @@ pub mod transform;
 
 /// The error and its causes, joined: reqwest's top-level message alone ("error sending
 /// request") hides the useful part ("connection refused").
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
