@@ -142,13 +142,26 @@ pub fn json_line(change: &siphon_engine::egress::Change) -> Result<Bytes, String
 
 /// One data line: `{"sequence_number":N[,"dropped":K],"<field>":<shared bytes>}\r\n`.
 fn data_line(format: Format, change: &EncodedChange) -> Bytes {
-    let mut line = Vec::with_capacity(change.bytes.len() + 64);
+    change_line(format.field(), change, None)
+}
+
+/// A data line with `field` holding the change's encoded bytes, and (for `/v0`) the
+/// stream's `processed_steps`.
+pub(crate) fn change_line(
+    field: &str,
+    change: &EncodedChange,
+    processed_steps: Option<u64>,
+) -> Bytes {
+    let mut line = Vec::with_capacity(change.bytes.len() + 96);
     line.extend_from_slice(format!("{{\"sequence_number\":{}", change.sequence).as_bytes());
     if change.dropped > 0 {
         line.extend_from_slice(format!(",\"dropped\":{}", change.dropped).as_bytes());
     }
-    line.extend_from_slice(format!(",\"{}\":", format.field()).as_bytes());
+    line.extend_from_slice(format!(",\"{field}\":").as_bytes());
     line.extend_from_slice(&change.bytes);
+    if let Some(steps) = processed_steps {
+        line.extend_from_slice(format!(",\"processed_steps\":{steps}").as_bytes());
+    }
     line.extend_from_slice(b"}\r\n");
     Bytes::from(line)
 }

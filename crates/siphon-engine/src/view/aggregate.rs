@@ -344,7 +344,7 @@ impl AggregateState {
         Ok(match kind {
             AggKind::Count => Arg::Count(value.clone()),
             AggKind::Sum | AggKind::Avg => match output {
-                DataType::Float64 if kind == AggKind::Avg && is_integer(value.data_type()) => {
+                DataType::Float64 if kind == AggKind::Avg && value.data_type().is_integer() => {
                     Arg::Int(cast(&DataType::Int64)?)
                 }
                 DataType::Float64 => Arg::Float(cast(&DataType::Float64)?),
@@ -457,10 +457,6 @@ impl AggregateState {
         }
         Ok(row)
     }
-}
-
-fn is_integer(t: &DataType) -> bool {
-    t.is_integer()
 }
 
 /// Adds one row's argument, `weight` times, to an accumulator.

@@ -98,7 +98,7 @@ impl Weighted {
         ))
     }
 
-    /// The rows selected by `indices`, with their weights.
+    /// The rows where `mask` is true, with their weights.
     fn take(&self, mask: &BooleanArray) -> Result<Self, ArrowError> {
         let batch = arrow::compute::filter_record_batch(&self.batch, mask)?;
         let weights = self

@@ -198,7 +198,6 @@ impl Planner {
         let mut chain: Vec<&LogicalPlan> = Vec::new();
         let mut node = plan;
         let input = loop {
-            check_node(node)?;
             match node {
                 LogicalPlan::TableScan(scan) => {
                     if scan.table_name.schema().is_some() {
@@ -438,17 +437,6 @@ fn refused_node(node: &LogicalPlan) -> PlanError {
     refuse(format!(
         "{part} cannot be maintained incrementally; {SUPPORTED}"
     ))
-}
-
-fn check_node(node: &LogicalPlan) -> Result<(), PlanError> {
-    match node {
-        LogicalPlan::Projection(_)
-        | LogicalPlan::Filter(_)
-        | LogicalPlan::Aggregate(_)
-        | LogicalPlan::TableScan(_)
-        | LogicalPlan::SubqueryAlias(_) => Ok(()),
-        other => Err(refused_node(other)),
-    }
 }
 
 /// Refuses expressions whose value is not a function of the row alone.

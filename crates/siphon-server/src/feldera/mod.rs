@@ -231,19 +231,20 @@ async fn pause(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, Refusal> {
-    let pipelines = manager(&state)?;
-    let pipeline = pipelines.get(&name)?;
-    pipelines.set_paused(&pipeline, true)?;
-    Ok(accepted())
+    set_paused(&state, &name, true)
 }
 
 async fn resume(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, Refusal> {
-    let pipelines = manager(&state)?;
-    let pipeline = pipelines.get(&name)?;
-    pipelines.set_paused(&pipeline, false)?;
+    set_paused(&state, &name, false)
+}
+
+fn set_paused(state: &AppState, name: &str, paused: bool) -> Result<Response, Refusal> {
+    let pipelines = manager(state)?;
+    let pipeline = pipelines.get(name)?;
+    pipelines.set_paused(&pipeline, paused)?;
     Ok(accepted())
 }
 
@@ -518,21 +519,8 @@ async fn egress(
             match reader.next_encoded(key, &*encoder).await {
                 Ok(Some(Event::Chunk(change))) => {
                     let processed = pipeline.processed_steps(&view, change.sequence);
-                    let mut line = Vec::with_capacity(change.bytes.len() + 96);
-                    line.extend_from_slice(
-                        format!("{{\"sequence_number\":{}", change.sequence).as_bytes(),
-                    );
-                    if change.dropped > 0 {
-                        line.extend_from_slice(
-                            format!(",\"dropped\":{}", change.dropped).as_bytes(),
-                        );
-                    }
-                    line.extend_from_slice(format!(",\"{field}\":").as_bytes());
-                    line.extend_from_slice(&change.bytes);
-                    line.extend_from_slice(
-                        format!(",\"processed_steps\":{processed}}}\r\n").as_bytes(),
-                    );
-                    Some((Ok(Bytes::from(line)), Some(reader)))
+                    let line = crate::egress::change_line(field, &change, Some(processed));
+                    Some((Ok(line), Some(reader)))
                 }
                 Ok(Some(Event::Idle)) => {
                     let seen = reader.position().saturating_sub(1);

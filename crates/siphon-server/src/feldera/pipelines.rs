@@ -753,6 +753,9 @@ impl Pipeline {
 
     /// Records a completed step (a push): its number, and every relation's last sequence.
     pub fn complete_step(&self, engine: &Engine) -> u64 {
+        // Read under the lock: steps then record non-decreasing sequence numbers per
+        // relation (they only grow), which `processed_steps` searches by.
+        let mut state = self.state.lock().expect("pipeline lock");
         let sequences: BTreeMap<String, u64> = engine
             .table_names()
             .into_iter()
@@ -761,7 +764,6 @@ impl Pipeline {
                 Some((name, last))
             })
             .collect();
-        let mut state = self.state.lock().expect("pipeline lock");
         state.step += 1;
         let step = state.step;
         state.steps.push_back((step, sequences));
@@ -779,18 +781,19 @@ impl Pipeline {
     /// The last step whose changes to `relation` are all at or below `sequence`.
     pub fn processed_steps(&self, relation: &str, sequence: u64) -> u64 {
         let state = self.state.lock().expect("pipeline lock");
-        let mut processed = state
+        let before_kept = state
             .steps
             .front()
             .map_or(state.step, |(s, _)| s.saturating_sub(1));
-        for (step, sequences) in &state.steps {
-            if sequences.get(relation).copied().unwrap_or(0) <= sequence {
-                processed = *step;
-            } else {
-                break;
-            }
+        // Sequences per relation do not decrease with the step: the steps at or below
+        // `sequence` are a prefix.
+        let done = state.steps.partition_point(|(_, sequences)| {
+            sequences.get(relation).copied().unwrap_or(0) <= sequence
+        });
+        match done {
+            0 => before_kept,
+            n => state.steps[n - 1].0,
         }
-        processed
     }
 
     /// The pipeline object: status fields, and with `all` the program fields.
