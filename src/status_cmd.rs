@@ -91,6 +91,7 @@ fn table(sources: &[Value], now_ms: i64) -> Table {
         "requests",
         "records",
         "next poll",
+        "lag",
     ]);
     for s in sources {
         let text = |key: &str| {
@@ -113,8 +114,13 @@ fn table(sources: &[Value], now_ms: i64) -> Table {
             .get("last_error")
             .and_then(Value::as_str)
             .map_or_else(|| "-".to_string(), |e| excerpt(e, ERROR_WIDTH));
+        // A sink's row names what it publishes; its lag is the changes not yet published.
+        let name = match s.get("reads_from").and_then(Value::as_str) {
+            Some(from) => format!("{} (sink of {from})", text("table_name")),
+            None => text("table_name"),
+        };
         table.add_row([
-            text("table_name"),
+            name,
             text("connection_name"),
             text("state"),
             when("last_success_at"),
@@ -123,6 +129,7 @@ fn table(sources: &[Value], now_ms: i64) -> Table {
             number("requests"),
             number("records"),
             when("next_poll_at"),
+            number("lag"),
         ]);
     }
     table

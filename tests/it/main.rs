@@ -27,6 +27,7 @@ mod query;
 mod resilience;
 mod restart;
 mod seeds;
+mod sink;
 mod state;
 mod tidy;
 mod views;

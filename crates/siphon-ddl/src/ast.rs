@@ -92,7 +92,20 @@ pub enum StatementKind {
         /// `IF NOT EXISTS` was given.
         if_not_exists: bool,
     },
-    /// `DROP TABLE|VIEW|CONNECTION [IF EXISTS] a, b, ...`.
+    /// `CREATE [OR REPLACE] SINK [IF NOT EXISTS] name FROM table_or_view WITH (...)`.
+    CreateSink {
+        /// The sink's name.
+        name: Ident,
+        /// The table or view whose changes it publishes.
+        from: Ident,
+        /// The `WITH (...)` options, in source order (`connector` among them).
+        options: Vec<SqlOption>,
+        /// `OR REPLACE` was given.
+        or_replace: bool,
+        /// `IF NOT EXISTS` was given.
+        if_not_exists: bool,
+    },
+    /// `DROP TABLE|VIEW|CONNECTION|SINK [IF EXISTS] a, b, ...`.
     Drop {
         /// What kind of object is dropped.
         object: ObjectKind,
@@ -117,6 +130,7 @@ impl StatementKind {
             StatementKind::CreateConnection { name, .. } => format!("CREATE CONNECTION {name}"),
             StatementKind::CreateTable { name, .. } => format!("CREATE TABLE {name}"),
             StatementKind::CreateView { name, .. } => format!("CREATE VIEW {name}"),
+            StatementKind::CreateSink { name, .. } => format!("CREATE SINK {name}"),
             StatementKind::Drop { object, names, .. } => {
                 let names: Vec<&str> = names.iter().map(|n| n.value.as_str()).collect();
                 format!("DROP {object} {}", names.join(", "))
@@ -139,15 +153,18 @@ pub enum ObjectKind {
     View,
     /// `DROP CONNECTION`.
     Connection,
+    /// `DROP SINK`.
+    Sink,
 }
 
 impl ObjectKind {
-    /// The SQL keyword for this kind: `TABLE`, `VIEW` or `CONNECTION`.
+    /// The SQL keyword for this kind: `TABLE`, `VIEW`, `CONNECTION` or `SINK`.
     pub fn keyword(self) -> &'static str {
         match self {
             ObjectKind::Table => "TABLE",
             ObjectKind::View => "VIEW",
             ObjectKind::Connection => "CONNECTION",
+            ObjectKind::Sink => "SINK",
         }
     }
 }

@@ -11,7 +11,8 @@
 //! ```text
 //! script     := [statement] (';' [statement])*
 //! statement  := create | drop | query
-//! create     := CREATE [OR REPLACE] (TABLE table | [MATERIALIZED] VIEW view | CONNECTION connection)
+//! create     := CREATE [OR REPLACE] (TABLE table | [MATERIALIZED] VIEW view | CONNECTION connection
+//!               | SINK sink)
 //! table      := [IF NOT EXISTS] name '(' element (',' element)* [','] ')' [WITH options]
 //! element    := [CONSTRAINT ident] PRIMARY KEY '(' ident (',' ident)* ')'
 //!             | ident type (NOT NULL | NULL | PRIMARY KEY)*
@@ -19,9 +20,10 @@
 //!               [(WITH | WITHOUT) TIME ZONE]
 //! view       := [IF NOT EXISTS] name AS <query text>
 //! connection := [IF NOT EXISTS] name FROM ident WITH options
+//! sink       := [IF NOT EXISTS] name FROM name WITH options
 //! options    := '(' [option (',' option)* [',']] ')'
 //! option     := key '=' ('...' | ['-'|'+'] number | TRUE | FALSE)
-//! drop       := DROP (TABLE | VIEW | CONNECTION) [IF EXISTS] name (',' name)*
+//! drop       := DROP (TABLE | VIEW | CONNECTION | SINK) [IF EXISTS] name (',' name)*
 //! query      := (SELECT | WITH) <any tokens>
 //! name       := ident ('.' ident)*
 //! ```
@@ -36,7 +38,7 @@ use crate::suggest::did_you_mean;
 type Result<T> = std::result::Result<T, ParseError>;
 
 const STATEMENT_KEYWORDS: [&str; 4] = ["CREATE", "DROP", "SELECT", "WITH"];
-const OBJECT_KEYWORDS: [&str; 3] = ["TABLE", "VIEW", "CONNECTION"];
+const OBJECT_KEYWORDS: [&str; 4] = ["TABLE", "VIEW", "CONNECTION", "SINK"];
 const QUERY_KEYWORDS: [&str; 3] = ["SELECT", "WITH", "VALUES"];
 /// Words that cannot start a column type (they are column constraints).
 const CONSTRAINT_WORDS: [&str; 3] = ["NOT", "NULL", "PRIMARY"];
@@ -346,18 +348,22 @@ impl<'a> Parser<'a> {
                 self.i += 1;
                 self.create_connection(or_replace)
             }
+            Some("SINK") => {
+                self.i += 1;
+                self.create_sink(or_replace)
+            }
             Some(_) => {
                 let t = self.peek().expect("keyword present");
                 let word = self.text(t);
                 Err(ParseError::new(
                     t.pos,
                     format!(
-                        "expected TABLE, VIEW or CONNECTION after `CREATE`, found `{word}`{}",
+                        "expected TABLE, VIEW, CONNECTION or SINK after `CREATE`, found `{word}`{}",
                         did_you_mean(word, OBJECT_KEYWORDS)
                     ),
                 ))
             }
-            None => Err(self.expected("TABLE, VIEW or CONNECTION after `CREATE`")),
+            None => Err(self.expected("TABLE, VIEW, CONNECTION or SINK after `CREATE`")),
         }
     }
 
@@ -406,6 +412,26 @@ impl<'a> Parser<'a> {
         Ok(StatementKind::CreateConnection {
             name,
             connector,
+            options,
+            or_replace,
+            if_not_exists,
+        })
+    }
+
+    fn create_sink(&mut self, or_replace: bool) -> Result<StatementKind> {
+        let if_not_exists = self.if_not_exists(or_replace)?;
+        let name = self.object_name("a sink name")?;
+        self.expect_kw(
+            "FROM",
+            &format!("and the table or view it publishes after sink name `{name}`"),
+        )?;
+        let from = self.object_name("a table or view name after `FROM`")?;
+        self.expect_kw("WITH", &format!("after `FROM {from}`"))?;
+        let options = self.options()?;
+        self.expect_end("after the WITH options")?;
+        Ok(StatementKind::CreateSink {
+            name,
+            from,
             options,
             or_replace,
             if_not_exists,
@@ -868,18 +894,19 @@ impl<'a> Parser<'a> {
             Some("TABLE") => ObjectKind::Table,
             Some("VIEW") => ObjectKind::View,
             Some("CONNECTION") => ObjectKind::Connection,
+            Some("SINK") => ObjectKind::Sink,
             Some(_) => {
                 let t = self.peek().expect("keyword present");
                 let word = self.text(t);
                 return Err(ParseError::new(
                     t.pos,
                     format!(
-                        "expected TABLE, VIEW or CONNECTION after `DROP`, found `{word}`{}",
+                        "expected TABLE, VIEW, CONNECTION or SINK after `DROP`, found `{word}`{}",
                         did_you_mean(word, OBJECT_KEYWORDS)
                     ),
                 ));
             }
-            None => return Err(self.expected("TABLE, VIEW or CONNECTION after `DROP`")),
+            None => return Err(self.expected("TABLE, VIEW, CONNECTION or SINK after `DROP`")),
         };
         self.i += 1;
         let if_exists = if self.eat_kw("IF") {

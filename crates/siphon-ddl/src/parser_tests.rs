@@ -455,7 +455,7 @@ fn error_create_object_kind() {
         (
             1,
             8,
-            "expected TABLE, VIEW or CONNECTION after `CREATE`, found `TABEL`, did you mean `TABLE`?"
+            "expected TABLE, VIEW, CONNECTION or SINK after `CREATE`, found `TABEL`, did you mean `TABLE`?"
                 .into()
         )
     );
@@ -464,7 +464,7 @@ fn error_create_object_kind() {
         (
             1,
             7,
-            "expected TABLE, VIEW or CONNECTION after `CREATE`, found end of input".into()
+            "expected TABLE, VIEW, CONNECTION or SINK after `CREATE`, found end of input".into()
         )
     );
     assert_eq!(
@@ -782,7 +782,7 @@ fn error_views_and_drops() {
         (
             1,
             6,
-            "expected TABLE, VIEW or CONNECTION after `DROP`, found `TABLES`, did you mean `TABLE`?"
+            "expected TABLE, VIEW, CONNECTION or SINK after `DROP`, found `TABLES`, did you mean `TABLE`?"
                 .into()
         )
     );
@@ -834,5 +834,59 @@ fn parse_error_display() {
     assert_eq!(
         e.to_string(),
         "line 1, column 14: expected `,` or `;` after `a`, found `b`"
+    );
+}
+
+#[test]
+fn create_sink_names_its_input_and_options() {
+    let k = one(
+        "CREATE OR REPLACE SINK out_events FROM events WITH (connector = 'nats_jetstream', subject = 'siphon.events')",
+    );
+    let StatementKind::CreateSink {
+        name,
+        from,
+        options,
+        or_replace,
+        if_not_exists,
+    } = &k
+    else {
+        panic!("{k:?}")
+    };
+    assert_eq!(name, &id("out_events", 1, 24));
+    assert_eq!(from, &id("events", 1, 40));
+    assert!(*or_replace && !*if_not_exists);
+    assert_eq!(
+        options.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(),
+        ["connector", "subject"]
+    );
+    assert_eq!(k.summary(), "CREATE SINK out_events");
+    assert!(matches!(
+        one("drop sink if exists s"),
+        StatementKind::Drop {
+            object: ObjectKind::Sink,
+            if_exists: true,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn error_sink_syntax() {
+    assert_eq!(
+        err("CREATE SINK s WITH (connector = 'nats_jetstream')"),
+        (
+            1,
+            15,
+            "expected `FROM` and the table or view it publishes after sink name `s`, found `WITH`"
+                .into()
+        )
+    );
+    assert_eq!(
+        err("CREATE SINK s FROM t (connector = 'x')"),
+        (1, 22, "expected `WITH` after `FROM t`, found `(`".into())
+    );
+    assert_eq!(
+        err("CREATE SINKS s FROM t WITH ()").2,
+        "expected TABLE, VIEW, CONNECTION or SINK after `CREATE`, found `SINKS`, did you mean `SINK`?"
     );
 }

@@ -1,4 +1,4 @@
-//! The catalog: the connections and tables that exist, as the store persists them.
+//! The catalog: the connections, tables, views and sinks that exist, as the store persists them.
 //!
 //! Definitions keep option values as the user wrote them, before environment
 //! substitution, so secrets given as `${NAME}` never reach the disk; they are resolved each
@@ -141,6 +141,47 @@ impl ViewDef {
     }
 }
 
+/// The kinds of sink (`CREATE SINK ... WITH (connector = ...)`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkConnector {
+    /// `nats_jetstream`: every change published to a JetStream stream.
+    NatsJetstream,
+}
+
+impl SinkConnector {
+    /// Every accepted spelling, for suggestions.
+    pub const NAMES: &'static [&'static str] = &["nats_jetstream"];
+
+    /// Parses a sink connector name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "nats_jetstream" | "jetstream" => Some(SinkConnector::NatsJetstream),
+            _ => None,
+        }
+    }
+
+    /// The canonical name, as `system.connector_status.connector_name` shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SinkConnector::NatsJetstream => "nats_jetstream",
+        }
+    }
+}
+
+/// `CREATE SINK`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinkDef {
+    /// Name.
+    pub name: String,
+    /// The table or view whose changes it publishes.
+    pub from: String,
+    /// Where it publishes.
+    pub connector: SinkConnector,
+    /// Options as written (before `${NAME}` substitution), `connector` left out.
+    pub options: BTreeMap<String, String>,
+}
+
 /// The whole catalog.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Catalog {
@@ -150,6 +191,8 @@ pub struct Catalog {
     pub tables: BTreeMap<String, TableDef>,
     /// Views by name.
     pub views: BTreeMap<String, ViewDef>,
+    /// Sinks by name.
+    pub sinks: BTreeMap<String, SinkDef>,
 }
 
 impl Catalog {
@@ -168,6 +211,11 @@ impl Catalog {
         format!("view:{name}")
     }
 
+    /// Store key of a sink.
+    pub fn sink_key(name: &str) -> String {
+        format!("sink:{name}")
+    }
+
     /// Rebuilds the catalog from the store's `(key, JSON)` entries.
     pub fn from_entries(entries: &[(String, String)]) -> Result<Self, String> {
         let mut catalog = Catalog::default();
@@ -184,6 +232,10 @@ impl Catalog {
                 let def: ViewDef =
                     serde_json::from_str(json).map_err(|e| format!("catalog entry {key}: {e}"))?;
                 catalog.views.insert(def.name.clone(), def);
+            } else if key.starts_with("sink:") {
+                let def: SinkDef =
+                    serde_json::from_str(json).map_err(|e| format!("catalog entry {key}: {e}"))?;
+                catalog.sinks.insert(def.name.clone(), def);
             } else {
                 return Err(format!("unknown catalog entry {key}"));
             }

@@ -7,6 +7,7 @@
 pub mod catalog;
 mod committer;
 pub mod egress;
+pub mod encode;
 pub mod fluvio;
 pub mod identity;
 pub mod ingress;
@@ -15,6 +16,7 @@ pub mod observe;
 pub mod pipeline;
 pub mod query;
 mod runtime;
+pub mod sink;
 pub mod status;
 pub mod store;
 mod system;
@@ -121,6 +123,12 @@ pub struct Engine {
     /// Whether inputs are paused: sources do not poll, pushes wait (unless forced).
     paused: watch::Sender<bool>,
     egress_cache: Arc<egress::ChunkCache>,
+    /// Every sink: its definition, options and live figures (started by [`Engine::start`]).
+    sinks: Vec<(
+        catalog::SinkDef,
+        Arc<sink::config::NatsSinkConfig>,
+        Arc<sink::SinkHandle>,
+    )>,
 }
 
 /// What a push stored, with what the request held.
@@ -240,6 +248,8 @@ impl Engine {
                         in_flight_pages: None,
                         in_flight_records: None,
                         boundary_records: 0,
+                        reads_from: None,
+                        lag: None,
                     })),
                 );
                 progress.insert(def.name.clone(), source.progress());
@@ -293,6 +303,16 @@ impl Engine {
             ));
         }
 
+        let sinks = loaded
+            .catalog
+            .sinks
+            .values()
+            .filter_map(|def| {
+                let config = loaded.sinks.get(&def.name)?.clone();
+                Some((def.clone(), config, Arc::new(sink::SinkHandle::new(def))))
+            })
+            .collect();
+
         let (shutdown, _) = watch::channel(false);
         let committer = Committer::start(store.clone())
             .map_err(|e| EngineError::Internal(format!("starting the committer thread: {e}")))?;
@@ -311,6 +331,7 @@ impl Engine {
             progress,
             observer: Arc::new(Observer::new(options.history_per_source)),
             egress_cache: Arc::new(egress::ChunkCache::new(egress::DEFAULT_CACHE_BYTES)),
+            sinks,
         });
         system::register(&engine).map_err(|e| EngineError::Internal(e.to_string()))?;
         Ok(engine)
@@ -344,6 +365,16 @@ impl Engine {
                 shutdown: self.shutdown.subscribe(),
                 id,
                 identity,
+            };
+            tasks.spawn(task.run());
+        }
+        for (def, config, handle) in &self.sinks {
+            let task = sink::SinkTask {
+                engine: self.clone(),
+                def: def.clone(),
+                config: config.clone(),
+                handle: handle.clone(),
+                shutdown: self.shutdown.subscribe(),
             };
             tasks.spawn(task.run());
         }
@@ -387,9 +418,10 @@ impl Engine {
         self.catalog.read().expect("catalog lock").clone()
     }
 
-    /// A snapshot of every source's status, by table name.
+    /// A snapshot of every source's status, by table name, then every sink's, by name.
     pub fn statuses(&self) -> Vec<SourceStatus> {
-        self.statuses
+        let mut statuses: Vec<SourceStatus> = self
+            .statuses
             .read()
             .expect("status lock")
             .values()
@@ -405,7 +437,30 @@ impl Engine {
                 }
                 status
             })
-            .collect()
+            .collect();
+        statuses.extend(
+            self.sinks
+                .iter()
+                .map(|(_, _, handle)| handle.status_at(self.head_of(&handle.from))),
+        );
+        statuses
+    }
+
+    /// The last sequence number of a table or view (0 when it has none).
+    fn head_of(&self, table: &str) -> u64 {
+        self.table(table)
+            .map(|t| *t.watch_sequence().borrow())
+            .unwrap_or(0)
+    }
+
+    /// Every metric in OpenMetrics text, the sinks' lag brought up to date first.
+    pub fn render_metrics(&self) -> String {
+        for (def, _, handle) in &self.sinks {
+            let position = handle.position.load(std::sync::atomic::Ordering::Acquire);
+            let lag = self.head_of(&handle.from).saturating_sub(position);
+            self.observer.sink_progress(&def.name, position, lag);
+        }
+        self.observer.render()
     }
 
     /// Starts a read-only SQL query; its result streams from the returned [`QueryStream`].

@@ -38,6 +38,12 @@ struct TableLabels {
     table: String,
 }
 
+/// Labels of the per-sink metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabels {
+    sink: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CodeLabels {
     table: String,
@@ -120,6 +126,12 @@ pub struct Observer {
     egress_dropped: Family<TableLabels, Counter>,
     egress_readers: Family<TableLabels, Gauge>,
     pushes: Family<StatusLabels, Counter>,
+    sink_messages: Family<SinkLabels, Counter>,
+    sink_records: Family<SinkLabels, Counter>,
+    sink_duplicates: Family<SinkLabels, Counter>,
+    sink_errors: Family<SinkLabels, Counter>,
+    sink_position: Family<SinkLabels, Gauge>,
+    sink_lag: Family<SinkLabels, Gauge>,
     history_per_source: usize,
     logs: Mutex<BTreeMap<String, VecDeque<LogRow>>>,
     http: Mutex<BTreeMap<String, VecDeque<HttpRow>>>,
@@ -191,6 +203,12 @@ impl Observer {
         let egress_dropped = Family::<TableLabels, Counter>::default();
         let egress_readers = Family::<TableLabels, Gauge>::default();
         let pushes = Family::<StatusLabels, Counter>::default();
+        let sink_messages = Family::<SinkLabels, Counter>::default();
+        let sink_records = Family::<SinkLabels, Counter>::default();
+        let sink_duplicates = Family::<SinkLabels, Counter>::default();
+        let sink_errors = Family::<SinkLabels, Counter>::default();
+        let sink_position = Family::<SinkLabels, Gauge>::default();
+        let sink_lag = Family::<SinkLabels, Gauge>::default();
         registry.register(
             "siphon_http_requests",
             "HTTP requests made by polling sources (status: HTTP code, or error/timeout)",
@@ -255,6 +273,37 @@ impl Observer {
              server's fault, nothing stored); pushed records count in siphon_records_ingested",
             pushes.clone(),
         );
+        registry.register(
+            "siphon_sink_messages",
+            "Messages a sink published and its target acknowledged",
+            sink_messages.clone(),
+        );
+        registry.register(
+            "siphon_sink_records",
+            "Change rows in the messages a sink published and its target acknowledged",
+            sink_records.clone(),
+        );
+        registry.register(
+            "siphon_sink_duplicates",
+            "Messages the target acknowledged as duplicates of ones it already held (a \
+             re-publish after a restart or a reconnect, dropped by the duplicate window)",
+            sink_duplicates.clone(),
+        );
+        registry.register(
+            "siphon_sink_errors",
+            "Times a sink failed (connect, publish, acknowledgement) and started again",
+            sink_errors.clone(),
+        );
+        registry.register(
+            "siphon_sink_position",
+            "The last sequence number of its input a sink has published whole",
+            sink_position.clone(),
+        );
+        registry.register(
+            "siphon_sink_lag",
+            "Committed changes of its input a sink has not published yet",
+            sink_lag.clone(),
+        );
         Observer {
             registry,
             requests,
@@ -271,6 +320,12 @@ impl Observer {
             egress_dropped,
             egress_readers,
             pushes,
+            sink_messages,
+            sink_records,
+            sink_duplicates,
+            sink_errors,
+            sink_position,
+            sink_lag,
             history_per_source: history_per_source.max(1),
             logs: Mutex::new(BTreeMap::new()),
             http: Mutex::new(BTreeMap::new()),
@@ -318,6 +373,57 @@ impl Observer {
                 table: table.to_string(),
             })
             .inc_by(delta);
+    }
+
+    /// A sink's target acknowledged `messages` messages holding `records` change rows, of
+    /// which `duplicates` it already held.
+    pub fn sink_acked(&self, sink: &str, messages: u64, records: u64, duplicates: u64) {
+        let labels = SinkLabels {
+            sink: sink.to_string(),
+        };
+        self.sink_messages.get_or_create(&labels).inc_by(messages);
+        self.sink_records.get_or_create(&labels).inc_by(records);
+        if duplicates > 0 {
+            self.sink_duplicates
+                .get_or_create(&labels)
+                .inc_by(duplicates);
+        }
+    }
+
+    /// Where a sink stands: its published position and its lag behind its input.
+    pub fn sink_progress(&self, sink: &str, position: u64, lag: u64) {
+        let labels = SinkLabels {
+            sink: sink.to_string(),
+        };
+        self.sink_position
+            .get_or_create(&labels)
+            .set(i64::try_from(position).unwrap_or(i64::MAX));
+        self.sink_lag
+            .get_or_create(&labels)
+            .set(i64::try_from(lag).unwrap_or(i64::MAX));
+    }
+
+    /// A sink connected to its target and resumes after `position`.
+    pub fn sink_started(&self, sink: &SourceId, position: u64, how: &str) {
+        let message =
+            format!("connected; publishing the changes after sequence {position} ({how})");
+        tracing::info!(sink = %sink.labels.table, "{message}");
+        self.log(sink, Utc::now(), "INFO", message);
+    }
+
+    /// A sink failed; it starts again after `retry_in`.
+    pub fn sink_failed(&self, sink: &SourceId, error: &str, retry_in: Duration) {
+        self.sink_errors
+            .get_or_create(&SinkLabels {
+                sink: sink.labels.table.clone(),
+            })
+            .inc();
+        let message = format!(
+            "sink failed: {error}; starting again in {} ms from its last acknowledged change",
+            retry_in.as_millis()
+        );
+        tracing::warn!(sink = %sink.labels.table, "{message}");
+        self.log(sink, Utc::now(), "WARN", message);
     }
 
     /// Prometheus text exposition of every metric.

@@ -17,7 +17,10 @@ use siphon_connect::source::check_source;
 use siphon_connect::template::RequestVar;
 use siphon_ddl::{ObjectKind, OptionValue, Pos, Statement, StatementKind};
 
-use crate::catalog::{Catalog, ConnectionDef, ConnectorKind, TableDef, ViewDef};
+use crate::catalog::{
+    Catalog, ConnectionDef, ConnectorKind, SinkConnector, SinkDef, TableDef, ViewDef,
+};
+use crate::sink::config::NatsSinkConfig;
 use crate::tables::MAX_BUFFERED_RECORDS;
 use crate::view::plan::{Planner, ViewPlan};
 
@@ -78,6 +81,8 @@ pub struct Loaded {
     pub sources: BTreeMap<String, Arc<PollingConfig>>,
     /// Every view of the new catalog with its compiled query, inputs before readers.
     pub views: Vec<(ViewDef, Arc<ViewPlan>)>,
+    /// The bound options of every sink in the new catalog.
+    pub sinks: BTreeMap<String, Arc<NatsSinkConfig>>,
     /// Things worth telling the user that are not errors.
     pub notes: Vec<String>,
 }
@@ -132,6 +137,7 @@ pub fn load(
         connection_origins: HashMap::new(),
         table_origins: HashMap::new(),
         view_origins: HashMap::new(),
+        sink_origins: HashMap::new(),
         reset_tables: std::collections::BTreeSet::new(),
         base: base.clone(),
     };
@@ -167,6 +173,7 @@ pub fn load(
     }
     let sources = cx.bind_all(env);
     let views = cx.plan_views();
+    let sinks = cx.bind_sinks(env);
     if !cx.errors.is_empty() {
         return Err(cx.errors);
     }
@@ -175,6 +182,7 @@ pub fn load(
         store_changes: cx.changes,
         sources,
         views,
+        sinks,
         notes: cx.notes,
     })
 }
@@ -188,6 +196,8 @@ struct LoadContext {
     table_origins: HashMap<String, Origin>,
     /// Views declared in the files, with where their query starts.
     view_origins: HashMap<String, Origin>,
+    /// Sinks declared in the files, with their option positions.
+    sink_origins: HashMap<String, Origin>,
     /// Tables whose stored rows this load drops (replaced or dropped): the views over
     /// them start afresh too.
     reset_tables: std::collections::BTreeSet<String>,
@@ -200,14 +210,10 @@ fn describe(statement: &Statement) -> String {
         StatementKind::CreateConnection { name, .. } => format!("CREATE CONNECTION {}", name.value),
         StatementKind::CreateTable { name, .. } => format!("CREATE TABLE {}", name.value),
         StatementKind::CreateView { name, .. } => format!("CREATE VIEW {}", name.value),
+        StatementKind::CreateSink { name, .. } => format!("CREATE SINK {}", name.value),
         StatementKind::Drop { object, names, .. } => {
-            let kind = match object {
-                ObjectKind::Table => "TABLE",
-                ObjectKind::View => "VIEW",
-                ObjectKind::Connection => "CONNECTION",
-            };
             let names: Vec<&str> = names.iter().map(|n| n.value.as_str()).collect();
-            format!("DROP {kind} {}", names.join(", "))
+            format!("DROP {} {}", object.keyword(), names.join(", "))
         }
         StatementKind::Query { .. } => "SELECT".into(),
     }
@@ -324,6 +330,24 @@ impl LoadContext {
                 let mut origin = origin;
                 origin.pos = *query_pos;
                 self.create_view(origin, &name.value, query, *or_replace, *if_not_exists);
+            }
+            StatementKind::CreateSink {
+                name,
+                from,
+                options,
+                or_replace,
+                if_not_exists,
+            } => {
+                let mut origin = origin;
+                origin.options = options.iter().map(|o| (o.key.clone(), o.key_pos)).collect();
+                self.create_sink(
+                    origin,
+                    &name.value,
+                    &from.value,
+                    options,
+                    *or_replace,
+                    *if_not_exists,
+                );
             }
             StatementKind::Drop {
                 object,
@@ -725,6 +749,171 @@ impl LoadContext {
         }
     }
 
+    fn create_sink(
+        &mut self,
+        origin: Origin,
+        name: &str,
+        from: &str,
+        options: &[siphon_ddl::SqlOption],
+        or_replace: bool,
+        if_not_exists: bool,
+    ) {
+        // Like a table's options, a sink's are applied as the files say at every start;
+        // OR REPLACE only allows a second declaration in the same files.
+        let mut written = BTreeMap::new();
+        let mut connector = None;
+        for option in options {
+            if option.key == "connector" {
+                let value = option_text(&option.value);
+                match SinkConnector::parse(&value) {
+                    Some(kind) => connector = Some(kind),
+                    None => self.errors.push(origin.error(
+                        Some("connector"),
+                        unknown_message("sink connector", &value, SinkConnector::NAMES),
+                    )),
+                }
+            } else {
+                written.insert(option.key.clone(), option_text(&option.value));
+            }
+        }
+        if !options.iter().any(|o| o.key == "connector") {
+            self.errors.push(origin.error(
+                None,
+                "a sink needs `connector` (connector = 'nats_jetstream')",
+            ));
+        }
+        let Some(connector) = connector else {
+            return;
+        };
+        if let Some(first) = self.sink_origins.get(name)
+            && !or_replace
+            && !if_not_exists
+        {
+            self.errors.push(origin.error(
+                None,
+                format!(
+                    "sink {name} is already declared at {}:{}",
+                    first.file, first.pos.line
+                ),
+            ));
+            return;
+        }
+        let def = SinkDef {
+            name: name.to_string(),
+            from: from.to_string(),
+            connector,
+            options: written,
+        };
+        match self.catalog.sinks.get(name) {
+            Some(_) if if_not_exists => return,
+            Some(old) if *old == def => {}
+            Some(old) if !self.sink_origins.contains_key(name) => {
+                let keeps = old.from == def.from
+                    && old.options.get("stream") == def.options.get("stream")
+                    && old.options.get("subject") == def.options.get("subject");
+                self.notes.push(format!(
+                    "{}:{}: sink {name} changed since it was stored; {}",
+                    origin.file,
+                    origin.pos.line,
+                    if keeps {
+                        "it keeps its published position (same input, stream and subject)"
+                    } else {
+                        "its input, stream or subject changed, so it starts afresh \
+                         (start_from decides where)"
+                    }
+                ));
+                self.changes.push((
+                    Catalog::sink_key(name),
+                    Some(serde_json::to_string(&def).expect("definitions serialize")),
+                ));
+            }
+            _ => self.changes.push((
+                Catalog::sink_key(name),
+                Some(serde_json::to_string(&def).expect("definitions serialize")),
+            )),
+        }
+        self.sink_origins.insert(name.to_string(), origin);
+        self.catalog.sinks.insert(name.to_string(), def);
+    }
+
+    /// Checks every sink of the final catalog (its input exists, its name is its own,
+    /// its options bind) and binds its options with the environment.
+    fn bind_sinks(
+        &mut self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> BTreeMap<String, Arc<NatsSinkConfig>> {
+        let mut bound = BTreeMap::new();
+        let sinks: Vec<SinkDef> = self.catalog.sinks.values().cloned().collect();
+        for sink in sinks {
+            let origin = self
+                .sink_origins
+                .get(&sink.name)
+                .cloned()
+                .unwrap_or_else(|| Origin::catalog("sink", &sink.name));
+            let declared = self.sink_origins.contains_key(&sink.name);
+            if self.catalog.tables.contains_key(&sink.name)
+                || self.catalog.views.contains_key(&sink.name)
+            {
+                self.errors.push(origin.error(
+                    None,
+                    format!(
+                        "{} is a table or view; a sink cannot have its name",
+                        sink.name
+                    ),
+                ));
+                continue;
+            }
+            if !self.catalog.tables.contains_key(&sink.from)
+                && !self.catalog.views.contains_key(&sink.from)
+            {
+                let message = if declared {
+                    let names: Vec<&str> = self
+                        .catalog
+                        .tables
+                        .keys()
+                        .chain(self.catalog.views.keys())
+                        .map(String::as_str)
+                        .collect();
+                    unknown_message("table or view", &sink.from, &names)
+                } else {
+                    format!(
+                        "{} is published by sink {}: DROP SINK {} as well, or keep {}",
+                        sink.from, sink.name, sink.name, sink.from
+                    )
+                };
+                self.errors.push(origin.error(None, message));
+                continue;
+            }
+            let mut resolved = BTreeMap::new();
+            let mut ok = true;
+            for (key, value) in &sink.options {
+                match siphon_ddl::env::substitute_env_with_values(value, env, &[]) {
+                    Ok((v, _)) => {
+                        resolved.insert(key.clone(), v);
+                    }
+                    Err(e) => {
+                        self.errors.push(origin.error(Some(key), e.to_string()));
+                        ok = false;
+                    }
+                }
+            }
+            if !ok {
+                continue;
+            }
+            match NatsSinkConfig::bind(&resolved) {
+                Ok(config) => {
+                    bound.insert(sink.name.clone(), Arc::new(config));
+                }
+                Err(problems) => {
+                    for (option, message) in problems {
+                        self.errors.push(origin.error(option.as_deref(), message));
+                    }
+                }
+            }
+        }
+        bound
+    }
+
     fn put_connection(&mut self, def: ConnectionDef) {
         self.changes.push((
             Catalog::connection_key(&def.name),
@@ -768,6 +957,17 @@ impl LoadContext {
                     self.errors.push(origin.error(
                         None,
                         format!("connection {name} does not exist (use DROP CONNECTION IF EXISTS)"),
+                    ));
+                }
+            }
+            ObjectKind::Sink => {
+                if self.catalog.sinks.remove(name).is_some() {
+                    self.sink_origins.remove(name);
+                    self.changes.push((Catalog::sink_key(name), None));
+                } else if !if_exists {
+                    self.errors.push(origin.error(
+                        None,
+                        format!("sink {name} does not exist (use DROP SINK IF EXISTS)"),
                     ));
                 }
             }

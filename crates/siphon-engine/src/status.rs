@@ -1,4 +1,4 @@
-//! What every source is doing, as `system.connector_status` and `GET /v1/status` show it.
+//! What every source and sink is doing, as `system.connector_status` and `GET /v1/status` show it.
 //!
 //! The runtime owns the writes (one source task per entry); readers take a snapshot.
 
@@ -66,4 +66,8 @@ pub struct SourceStatus {
     /// Records remembered at the incremental boundary (the `lookback_ms` window, or the
     /// saved maximum), to drop them when an inclusive API sends them again.
     pub boundary_records: u64,
+    /// For a sink: the table or view whose changes it publishes.
+    pub reads_from: Option<String>,
+    /// For a sink: committed changes of its input not published yet.
+    pub lag: Option<u64>,
 }

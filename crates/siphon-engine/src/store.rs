@@ -46,6 +46,8 @@ const DEAD_LETTERS: TableDefinition<(&str, u64), &[u8]> =
     TableDefinition::new("dead_letters_by_table");
 const SEQUENCE_FLOOR: TableDefinition<&str, (u64, u64)> = TableDefinition::new("sequence_floor");
 const UNKEYED_DELETES: TableDefinition<(&str, u64), u64> = TableDefinition::new("unkeyed_deletes");
+/// Per sink: the JSON of its [`SinkPosition`].
+const SINK_POSITIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sink_positions");
 
 /// The memory redb may use to cache the file's pages. redb's default is 1 GiB, which a
 /// write-heavy server fills with pages it has just written and never reads again; reads
@@ -166,6 +168,16 @@ impl Default for Retention {
     }
 }
 
+/// Where a sink's publishing stands: every change of its input up to `sequence` is
+/// acknowledged by the target named `target` (see the sink module).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinkPosition {
+    /// The input and destination the position belongs to.
+    pub target: String,
+    /// The last sequence number of the input published whole.
+    pub sequence: u64,
+}
+
 /// The embedded store.
 pub struct Store {
     db: Database,
@@ -205,6 +217,7 @@ impl Store {
             db_err!(txn.open_table(DEAD_LETTERS))?;
             db_err!(txn.open_table(SEQUENCE_FLOOR))?;
             db_err!(txn.open_table(UNKEYED_DELETES))?;
+            db_err!(txn.open_table(SINK_POSITIONS))?;
             migrate_legacy_dead_letters(&txn)?;
         }
         db_err!(txn.commit())?;
@@ -289,6 +302,33 @@ impl Store {
         let txn = db_err!(self.db.begin_read())?;
         let t = db_err!(txn.open_table(STATE))?;
         Ok(db_err!(t.get(table))?.map(|v| v.value().to_vec()))
+    }
+
+    /// Where a sink's publishing stands, if it ever published.
+    pub fn sink_position(&self, sink: &str) -> Result<Option<SinkPosition>, StoreError> {
+        let txn = db_err!(self.db.begin_read())?;
+        let t = db_err!(txn.open_table(SINK_POSITIONS))?;
+        let Some(bytes) = db_err!(t.get(sink))? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(bytes.value())
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                what: format!("the position of sink {sink}"),
+                message: e.to_string(),
+            })
+    }
+
+    /// Records durably where a sink's publishing stands.
+    pub fn set_sink_position(&self, sink: &str, position: &SinkPosition) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(position).expect("positions serialize");
+        let txn = db_err!(self.db.begin_write())?;
+        {
+            let mut t = db_err!(txn.open_table(SINK_POSITIONS))?;
+            db_err!(t.insert(sink, json.as_slice()))?;
+        }
+        db_err!(txn.commit())?;
+        Ok(())
     }
 
     /// A table's log entries with sequence numbers from `from` on, in order.
@@ -406,7 +446,7 @@ impl Store {
 
     /// Applies catalog changes in one transaction: `Some(json)` writes a key, `None`
     /// removes it. Removing `table:<name>` (or `view:<name>`) also removes its log and
-    /// state.
+    /// state; removing `sink:<name>` removes its published position.
     pub fn apply_catalog(&self, changes: &[(String, Option<String>)]) -> Result<(), StoreError> {
         let txn = db_err!(self.db.begin_write())?;
         {
@@ -416,6 +456,7 @@ impl Store {
             let mut letters = db_err!(txn.open_table(DEAD_LETTERS))?;
             let mut floor = db_err!(txn.open_table(SEQUENCE_FLOOR))?;
             let mut unkeyed = db_err!(txn.open_table(UNKEYED_DELETES))?;
+            let mut sink_positions = db_err!(txn.open_table(SINK_POSITIONS))?;
             for (key, value) in changes {
                 match value {
                     Some(json) => {
@@ -423,6 +464,9 @@ impl Store {
                     }
                     None => {
                         db_err!(catalog.remove(key.as_str()))?;
+                        if let Some(sink) = key.strip_prefix("sink:") {
+                            db_err!(sink_positions.remove(sink))?;
+                        }
                         if let Some(table) = key
                             .strip_prefix("table:")
                             .or_else(|| key.strip_prefix("view:"))

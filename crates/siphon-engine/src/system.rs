@@ -92,6 +92,8 @@ pub(crate) fn register(engine: &Arc<Engine>) -> Result<(), QueryError> {
             Field::new("records", DataType::UInt64, false),
             Field::new("next_poll_at", ts_type(), true),
             Field::new("boundary_records", DataType::UInt64, false),
+            Field::new("reads_from", DataType::Utf8, true),
+            Field::new("lag", DataType::UInt64, true),
         ],
         |engine| Ok(engine.statuses()),
         |rows| {
@@ -108,6 +110,8 @@ pub(crate) fn register(engine: &Arc<Engine>) -> Result<(), QueryError> {
                 num(rows.iter().map(|r| r.records)),
                 ts(rows.iter().map(|r| r.next_poll_at)),
                 num(rows.iter().map(|r| r.boundary_records)),
+                text(rows.iter().map(|r| r.reads_from.as_ref())),
+                Arc::new(UInt64Array::from_iter(rows.iter().map(|r| r.lag))),
             ]
         },
     )?;

@@ -7,7 +7,8 @@
 
 pub mod auth;
 pub mod egress;
-mod encode;
+/// The wire encodings, owned by the engine (sinks write the same change format).
+use siphon_engine::encode;
 pub mod feldera;
 pub mod ingress;
 mod origin;
@@ -28,7 +29,7 @@ use siphon_engine::Engine;
 use siphon_engine::query::{QueryError, QueryErrorKind};
 
 pub use auth::ApiKeys;
-pub use encode::{ResultEncoder, ResultFormat};
+pub use siphon_engine::encode::{ResultEncoder, ResultFormat};
 
 /// What the handlers share: the engine, once it is open, and the API keys.
 #[derive(Clone, Default)]
@@ -183,7 +184,7 @@ async fn metrics(
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let engine = state.engine()?;
-    let openmetrics = engine.observer().render();
+    let openmetrics = engine.render_metrics();
     let wants_openmetrics = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())

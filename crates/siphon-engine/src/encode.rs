@@ -1,4 +1,4 @@
-//! Query results on the wire, batch by batch: JSON array, NDJSON, CSV with a header, or
+//! Query results and change entries on the wire. Query results go batch by batch: JSON array, NDJSON, CSV with a header, or
 //! Arrow IPC. [`ResultEncoder`] turns each batch into the bytes of one response chunk, so
 //! a result is never held whole.
 //!
@@ -10,13 +10,13 @@
 
 use std::sync::Arc;
 
+use crate::keyed::OP_COLUMN;
 use arrow::array::{Array, AsArray, Int8Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, FieldRef, Int8Type, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::json::writer::{
     Encoder, EncoderFactory, EncoderOptions, JsonArray, LineDelimited, NullableEncoder,
 };
-use siphon_engine::keyed::OP_COLUMN;
 
 /// An output format of `/v1/query`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,7 +169,7 @@ fn json_writer(one_line: bool) -> arrow::json::WriterBuilder {
 /// The `json_data` of one change entry: `[{"insert": {row}}, {"delete": {row}}, ...]`,
 /// rows as objects of the table's columns (never the op column), in the entry's order. A
 /// batch without [`OP_COLUMN`] is all inserts.
-pub(crate) fn change_json(batch: &RecordBatch) -> Result<Vec<u8>, ArrowError> {
+pub fn change_json(batch: &RecordBatch) -> Result<Vec<u8>, ArrowError> {
     let (rows, ops) = split_ops(batch)?;
     let mut writer = json_writer(true).build::<_, LineDelimited>(Vec::new());
     writer.write(&rows)?;
@@ -201,7 +201,7 @@ pub(crate) fn change_json(batch: &RecordBatch) -> Result<Vec<u8>, ArrowError> {
 
 /// The `text_data` of one change entry, as a JSON string: CSV lines (no header) of the
 /// table's columns plus a last weight column (1 insert, -1 delete), as Feldera writes it.
-pub(crate) fn change_csv(batch: &RecordBatch) -> Result<Vec<u8>, ArrowError> {
+pub fn change_csv(batch: &RecordBatch) -> Result<Vec<u8>, ArrowError> {
     let (rows, ops) = split_ops(batch)?;
     let weights: arrow::array::ArrayRef = match ops {
         Some(ops) => Arc::new(ops),
