@@ -6,11 +6,13 @@
 //! same router on a real listener on port 0.
 
 pub mod auth;
+pub mod console;
 pub mod egress;
 mod encode;
 pub mod feldera;
 pub mod ingress;
 mod origin;
+mod tables;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -115,6 +117,8 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .merge(ingress::routes())
         .merge(egress::routes())
+        .merge(tables::routes())
+        .merge(console::routes())
         .merge(feldera::routes());
     routes
         .layer(axum::middleware::from_fn_with_state(
