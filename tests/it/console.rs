@@ -116,12 +116,9 @@ async fn console_in_a_real_browser() {
              interval_ms = 1000, max_retries = 0);"
     );
     let file = write_file(dir.path(), "console.sql", &sql);
-    let server = Server::start(
-        &dir.path().join("data"),
-        &[&file],
-        &[("SIPHON_API_KEYS", KEY)],
-    )
-    .await;
+    let data = dir.path().join("data");
+    let envs = [("SIPHON_API_KEYS", KEY)];
+    let mut server = Server::start(&data, &[&file], &envs).await;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -194,7 +191,7 @@ async fn console_in_a_real_browser() {
         .env("OK_TABLES", "weather,events")
         .env("FAILING_TABLE", FAILING)
         .env("TAIL_TABLE", "events")
-        .env("PUSH_MARKERS", "live-push-1,live-push-2")
+        .env("PUSH_MARKERS", "live-push-1,live-push-2,live-push-3")
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&stderr_path).unwrap())
         .spawn()
@@ -213,13 +210,23 @@ async fn console_in_a_real_browser() {
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + SCRIPT_TIMEOUT;
     let mut lines: Vec<String> = Vec::new();
-    let report = |lines: &[String], why: &str| -> String {
+    let report = |server: &Server, lines: &[String], why: &str| -> String {
         format!(
             "{why}\n--- script output:\n{}\n--- script stderr:\n{}\n--- siphon log (tail):\n{}",
             lines.join("\n"),
             std::fs::read_to_string(&stderr_path).unwrap_or_default(),
             tail(&server.log_text(), 60)
         )
+    };
+    let push = |server: &Server, id: u32, marker: &str| {
+        let request = client
+            .post(format!("{}/v1/tables/events/ingress", server.base))
+            .bearer_auth(KEY)
+            .body(json!({"id": id, "kind": marker}).to_string());
+        async move {
+            let pushed = request.send().await.unwrap();
+            assert_eq!(pushed.status(), 200, "{}", pushed.text().await.unwrap());
+        }
     };
     loop {
         let line = match tokio::time::timeout_at(deadline, rx.recv()).await {
@@ -230,22 +237,24 @@ async fn console_in_a_real_browser() {
                 let _ = child.wait();
                 panic!(
                     "{}",
-                    report(&lines, "the browser script did not finish in time")
+                    report(&server, &lines, "the browser script did not finish in time")
                 );
             }
         };
         if line == "TAIL_OPEN" {
             // The table's page follows the stream: push two commits while it watches.
-            for (id, marker) in [(1001, "live-push-1"), (1002, "live-push-2")] {
-                let pushed = client
-                    .post(format!("{}/v1/tables/events/ingress", server.base))
-                    .bearer_auth(KEY)
-                    .body(json!({"id": id, "kind": marker}).to_string())
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(pushed.status(), 200, "{}", pushed.text().await.unwrap());
-            }
+            push(&server, 1001, "live-push-1").await;
+            push(&server, 1002, "live-push-2").await;
+        }
+        if line == "TAIL_SEEN" {
+            // A restart on the same address: the stream ends, the tail reconnects after
+            // the last change it saw and must show the next one once.
+            let status = server.terminate();
+            assert!(status.success(), "siphon stopped with {status}");
+            let port: u16 = server.base.rsplit(':').next().unwrap().parse().unwrap();
+            server = Server::spawn_on_port(port, &data, &[&file], &envs, &[]);
+            server.wait_ready().await;
+            push(&server, 1003, "live-push-3").await;
         }
         lines.push(line);
     }
@@ -255,7 +264,11 @@ async fn console_in_a_real_browser() {
     assert!(
         status.success() && lines.last().map(String::as_str) == Some("RESULT ok"),
         "{}",
-        report(&lines, &format!("the browser script failed ({status})"))
+        report(
+            &server,
+            &lines,
+            &format!("the browser script failed ({status})")
+        )
     );
     for step in [
         "STEP key accepted",
@@ -264,10 +277,12 @@ async fn console_in_a_real_browser() {
             FAILING.replace('"', "\\\"")
         ),
         "STEP names are text",
+        "STEP failing table page",
         "STEP sort and filter",
         "STEP pause and resume",
         "STEP zoom 200%",
         "STEP live tail 2 rows",
+        "STEP tail resumed 2,3,4 (",
         "STEP table page",
         "STEP sql 3 rows in",
         "STEP csv 4 lines",
@@ -275,13 +290,14 @@ async fn console_in_a_real_browser() {
         assert!(
             text.contains(step),
             "{}",
-            report(&lines, &format!("missing `{step}`"))
+            report(&server, &lines, &format!("missing `{step}`"))
         );
     }
     for name in ["sources", "table", "sql"] {
         check_png(&shots.join(format!("{name}.png")));
         assert!(text.contains(&format!("SHOT {name}.png ")), "{text}");
     }
+    eprintln!("{text}");
     eprintln!(
         "console test: browser run took {:.1} s; screenshots in {}",
         elapsed.as_secs_f64(),
