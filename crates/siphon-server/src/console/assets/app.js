@@ -22,7 +22,13 @@ let paused = null;
 function route() {
   const hash = location.hash || '#/';
   if (hash.startsWith('#/table/')) {
-    return { page: table, name: 'sources', params: { table: decodeURIComponent(hash.slice(8)) } };
+    let name = hash.slice(8);
+    try {
+      name = decodeURIComponent(name);
+    } catch {
+      // not percent-encoded as the console writes it: take it as it is
+    }
+    return { page: table, name: 'sources', params: { table: name } };
   }
   if (hash === '#/sql' || hash.startsWith('#/sql?')) {
     const q = new URLSearchParams(hash.slice(6)).get('q');
@@ -66,7 +72,13 @@ function showKeyPanel(message) {
 keyForm.addEventListener('submit', async (event) => {
   event.preventDefault();
   setApiKey(keyInput.value.trim());
-  const s = await session();
+  let s;
+  try {
+    s = await session();
+  } catch (error) {
+    showKeyPanel(`Cannot reach siphon: ${error.message}`);
+    return;
+  }
   if (s.authorized) {
     keyPanel.hidden = true;
     start();

@@ -78,6 +78,8 @@ export function mount(main) {
   let statuses = [];
   let loadError = null;
   let statusError = null;
+  let shownProblems = '';
+  let loaded = false;
 
   const filterInput = h('input', { id: 'sources-filter', type: 'search', placeholder: 'name, connector or error', autocomplete: 'off' });
   filterInput.value = view.filter;
@@ -139,9 +141,9 @@ export function mount(main) {
         tbody)),
     pagerBottom);
 
-  function filtered() {
+  function filtered(all) {
     const needle = view.filter.trim().toLowerCase();
-    let rows = merge(tables, statuses);
+    let rows = all;
     if (view.state === 'none') rows = rows.filter((r) => !r.state);
     else if (view.state) rows = rows.filter((r) => r.state === view.state);
     if (needle) {
@@ -226,7 +228,7 @@ export function mount(main) {
   function draw(announceIt) {
     const all = merge(tables, statuses);
     renderSummary(all);
-    const rows = filtered();
+    const rows = filtered(all);
     const pages = Math.max(1, Math.ceil(rows.length / view.size));
     view.page = Math.min(view.page, pages - 1);
     renderPager(pagerTop, 'top', rows.length, pages);
@@ -245,11 +247,15 @@ export function mount(main) {
     fill(tbody, slice.map((r) => row(r, now)));
     if (!rows.length) {
       tbody.appendChild(h('tr', null, h('td', { colspan: COLUMNS.length, class: 'muted' },
-        all.length ? 'No table matches the filter.' : 'No tables yet.')));
+        all.length ? 'No table matches the filter.' : loaded ? 'No tables yet.' : 'Loading…')));
     }
     if (announceIt) announce.textContent = `${fmtNum(rows.length)} of ${fmtNum(all.length)} tables shown`;
+    // An alert is announced when it changes, so it is only drawn again when it does.
     const problems = [loadError, statusError].filter(Boolean);
-    fill(errorBox, problems.map((p) => h('p', { class: 'error' }, p)));
+    if (problems.join('\n') !== shownProblems) {
+      shownProblems = problems.join('\n');
+      fill(errorBox, problems.map((p) => h('p', { class: 'error' }, p)));
+    }
   }
 
   let debounce = null;
@@ -289,6 +295,7 @@ export function mount(main) {
     try {
       tables = (await getJson('/v1/tables')).tables;
       loadError = null;
+      loaded = true;
     } catch (error) {
       loadError = `Cannot list the tables: ${error.message}`;
     }

@@ -10,6 +10,7 @@ import {
 import { Tail } from './tail.js';
 
 const REFRESH_MS = 10000;
+const RETRY_MS = 2000;
 const TAIL_KEEP = 200;
 const LATEST = 50;
 
@@ -186,7 +187,6 @@ export function mount(main, { table: name }) {
   let def = null;
   async function loadLatest() {
     if (!def) return;
-    fill(latestBody, h('p', { class: 'muted' }, 'Loading…'));
     if (def.kind === 'view' || def.primary_key.length) {
       const rows = await query(`SELECT * FROM ${sqlIdent(name)} LIMIT ${LATEST}`);
       if (stopped) return;
@@ -206,26 +206,42 @@ export function mount(main, { table: name }) {
       h('p', { class: 'muted' }, 'The rows of the newest commits, newest first (up to 50).'),
       rowsTable(rows.map((r) => ({ '#': r.seq, ...r.row })), { empty: 'The table is empty.', columns }));
   }
-  reloadLatest.addEventListener('click', () => loadLatest().catch(failed(latestBody, 'Cannot read the rows')));
+  // Each panel loads on its own: every REFRESH_MS while the tab is visible (the
+  // definition once), and again RETRY_MS after a failure (siphon restarting, say), so a
+  // panel never stays broken.
+  function keepLoading(load, el, what, every) {
+    let timer = null;
+    const run = async () => {
+      clearTimeout(timer);
+      if (stopped) return;
+      let next = every;
+      if (!document.hidden) {
+        try {
+          await load();
+        } catch (error) {
+          failed(el, what)(error);
+          next = RETRY_MS;
+        }
+      }
+      if (!stopped && next) timer = setTimeout(run, next);
+    };
+    timers.push(() => clearTimeout(timer));
+    run();
+    return run;
+  }
 
-  getJson(`/v1/tables/${encodeURIComponent(name)}`).then((d) => {
+  keepLoading(async () => {
+    const d = await getJson(`/v1/tables/${encodeURIComponent(name)}`);
     if (stopped) return;
     def = d;
     fill(defBody,
       h('pre', { class: 'sql', tabindex: '0', 'aria-label': 'Definition' }, definitionText(def)),
       h('p', { class: 'muted' }, 'Options as declared; secrets are shown as ***.'));
-    return loadLatest().catch(failed(latestBody, 'Cannot read the rows'));
-  }).catch((error) => {
-    failed(defBody, 'Cannot read the definition')(error);
-    failed(latestBody, 'Cannot read the rows')(error);
-  });
-
-  const refresh = () => {
-    loadRequests().catch(failed(chartBody, 'Cannot read the requests'));
-    loadDeadLetters().catch(failed(deadBody, 'Cannot read the dead letters'));
-  };
-  refresh();
-  timers.push(setInterval(() => { if (!document.hidden) refresh(); }, REFRESH_MS));
+    const latest = keepLoading(loadLatest, latestBody, 'Cannot read the rows', REFRESH_MS);
+    reloadLatest.addEventListener('click', latest);
+  }, defBody, 'Cannot read the definition', 0);
+  keepLoading(loadRequests, chartBody, 'Cannot read the requests', REFRESH_MS);
+  keepLoading(loadDeadLetters, deadBody, 'Cannot read the dead letters', REFRESH_MS);
 
   tail = new Tail(name, {
     onStatus: (kind, text) => {
@@ -255,6 +271,6 @@ export function mount(main, { table: name }) {
     stopped = true;
     tail?.stop();
     unsubscribe();
-    for (const t of timers) clearInterval(t);
+    for (const cancel of timers) cancel();
   };
 }

@@ -82,6 +82,11 @@ export class Tail {
         }
       } catch (error) {
         if (this.stopped) break;
+        if (error.status === 404) {
+          // The table is gone: nothing to follow.
+          this.onStatus('retrying', `stopped: ${error.message}`);
+          break;
+        }
         this.onStatus('retrying', `connection lost (${error.name === 'AbortError' ? 'no data for 10 s' : error.message}); retrying`);
       } finally {
         clearTimeout(watchdog);
