@@ -147,6 +147,8 @@ async function boot() {
     fill(main, h('p', { class: 'error', role: 'alert' }, `Cannot reach siphon: ${error.message}`));
     return;
   }
+  // The key button only where the API takes keys.
+  document.getElementById('key-button').hidden = !s.auth_required;
   if (s.authorized) {
     start();
   } else {
