@@ -10,6 +10,7 @@
 //! either is missing the test fails (never skips) and says how to install them.
 
 use std::io::BufRead;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -182,7 +183,9 @@ async fn console_in_a_real_browser() {
     let _ = std::fs::remove_dir_all(&shots);
     std::fs::create_dir_all(&shots).unwrap();
     let stderr_path = shots.join("node-stderr.txt");
+    // Its own process group, so a timeout ends the browser with the script.
     let mut child = Command::new("node")
+        .process_group(0)
         .arg(repo().join("tests/console/console.mjs"))
         .env("SIPHON_URL", format!("{}/", server.base))
         .env("SIPHON_KEY", KEY)
@@ -233,7 +236,10 @@ async fn console_in_a_real_browser() {
             Ok(Some(line)) => line,
             Ok(None) => break,
             Err(_) => {
-                let _ = child.kill();
+                let _ = Command::new("kill")
+                    .arg("-KILL")
+                    .arg(format!("-{}", child.id()))
+                    .status();
                 let _ = child.wait();
                 panic!(
                     "{}",
