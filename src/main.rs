@@ -426,6 +426,8 @@ async fn run(
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
+    // The address actually bound (`--listen 127.0.0.1:0` picks a port).
+    let bound = listener.local_addr().unwrap_or(listen);
     let state = siphon_server::AppState::new()
         .listening_on(listen)
         .with_api_keys(api_keys);
@@ -494,6 +496,8 @@ async fn run(
         tables = %engine.table_names().join(", "),
         "siphon is running; query with `siphon sql` or POST /v1/query"
     );
+    let console = siphon_server::console::url(bound);
+    tracing::info!(url = %console, "web console: {console}");
 
     let served = server.await;
     if let Some(pipelines) = state.pipelines() {

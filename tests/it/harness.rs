@@ -65,7 +65,18 @@ impl Server {
         envs: &[(&str, &str)],
         args: &[&str],
     ) -> Server {
-        let port = free_port();
+        Server::spawn_on_port(free_port(), data_dir, files, envs, args)
+    }
+
+    /// Starts the process on `port` (a restart on the address clients know), without
+    /// waiting. The log file of an earlier run on the same port is replaced.
+    pub fn spawn_on_port(
+        port: u16,
+        data_dir: &Path,
+        files: &[&Path],
+        envs: &[(&str, &str)],
+        args: &[&str],
+    ) -> Server {
         let log = data_dir.with_extension(format!("{port}.log"));
         let mut cmd = Command::new(siphon_bin());
         cmd.arg("run")

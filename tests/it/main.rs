@@ -9,6 +9,7 @@ mod boundary;
 mod check;
 mod commands;
 mod completeness;
+mod console;
 mod crash;
 mod credentials;
 mod egress;

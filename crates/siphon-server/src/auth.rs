@@ -7,6 +7,11 @@
 //! key is compared with every one of them in constant time (no early exit, equal-length
 //! digests), so timing tells nothing about a key. Keys never reach a log line: the binary
 //! logs how many are configured, never which.
+//!
+//! The web console's page and assets (`/` and `/console/...`, see [`crate::console`]) are
+//! open too: a browser cannot send a bearer key when it loads a page, and they are
+//! constants compiled into the binary that hold no data. The console asks for a key and
+//! sends it on every API request it makes.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -19,6 +24,12 @@ use crate::{ApiError, AppState};
 
 /// Paths that answer without a key: orchestrators probe them.
 const OPEN_PATHS: [&str; 2] = ["/healthz", "/readyz"];
+
+/// Whether `path` answers without a key: the health paths and the console's embedded
+/// page and assets (never data).
+fn is_open(path: &str) -> bool {
+    OPEN_PATHS.contains(&path) || crate::console::is_asset_path(path)
+}
 
 /// The configured keys, as digests. Empty: the API is open.
 #[derive(Clone, Default)]
@@ -120,11 +131,22 @@ fn bearer(value: &HeaderValue) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// Whether the request may use the API: no key is configured, or it presents one of
+/// them. For the console's session probe, which must not answer 401 itself.
+pub(crate) fn authorized(keys: &ApiKeys, headers: &axum::http::HeaderMap) -> bool {
+    keys.is_empty()
+        || headers
+            .get(header::AUTHORIZATION)
+            .and_then(bearer)
+            .is_some_and(|token| keys.accepts(token))
+}
+
 /// The middleware: passes a request with a configured key (or any request when no key is
-/// configured, or one for `/healthz` / `/readyz`), answers 401 otherwise.
+/// configured, or one for `/healthz`, `/readyz` or the console's assets), answers 401
+/// otherwise.
 pub async fn require_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let keys = &state.api_keys;
-    if keys.is_empty() || OPEN_PATHS.contains(&request.uri().path()) {
+    if keys.is_empty() || is_open(request.uri().path()) {
         return next.run(request).await;
     }
     let presented = request.headers().get(header::AUTHORIZATION).map(bearer);

@@ -6,12 +6,14 @@
 //! same router on a real listener on port 0.
 
 pub mod auth;
+pub mod console;
 pub mod egress;
 /// The wire encodings, owned by the engine (sinks write the same change format).
 use siphon_engine::encode;
 pub mod feldera;
 pub mod ingress;
 mod origin;
+mod tables;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -116,6 +118,8 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .merge(ingress::routes())
         .merge(egress::routes())
+        .merge(tables::routes())
+        .merge(console::routes())
         .merge(feldera::routes());
     routes
         .layer(axum::middleware::from_fn_with_state(
