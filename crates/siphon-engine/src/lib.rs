@@ -9,6 +9,7 @@ mod committer;
 pub mod egress;
 pub mod encode;
 pub mod fluvio;
+mod group_commit;
 pub mod identity;
 pub mod ingress;
 pub mod keyed;
@@ -46,7 +47,7 @@ use crate::observe::Observer;
 use crate::pipeline::{LoadError, SourceFile};
 use crate::query::{QueryEngine, QueryError, QueryLimits, QueryStream};
 use crate::status::{RunState, SourceStatus};
-use crate::store::{Commit, CommitInfo, DeadLetterRow, Store, StoreError};
+use crate::store::{CommitInfo, DeadLetterRow, Store, StoreError};
 use crate::tables::{TableData, TableRef};
 
 /// Why the engine could not start or do what was asked.
@@ -120,6 +121,8 @@ pub struct Engine {
     observer: Arc<Observer>,
     progress: BTreeMap<String, Arc<PollProgress>>,
     committer: Committer,
+    /// Group commit of polls (many sources, one fsync).
+    poll_committer: group_commit::GroupCommitter,
     /// Whether inputs are paused: sources do not poll, pushes wait (unless forced).
     paused: watch::Sender<bool>,
     egress_cache: Arc<egress::ChunkCache>,
@@ -316,8 +319,11 @@ impl Engine {
         let (shutdown, _) = watch::channel(false);
         let committer = Committer::start(store.clone())
             .map_err(|e| EngineError::Internal(format!("starting the committer thread: {e}")))?;
+        let poll_committer = group_commit::GroupCommitter::start(store.clone())
+            .map_err(|e| EngineError::Internal(format!("starting the poll commit thread: {e}")))?;
         let engine = Arc::new(Engine {
             committer,
+            poll_committer,
             paused: watch::Sender::new(options.start_paused),
             store,
             catalog: RwLock::new(loaded.catalog),
@@ -460,6 +466,8 @@ impl Engine {
             let lag = self.head_of(&handle.from).saturating_sub(position);
             self.observer.sink_progress(&def.name, position, lag);
         }
+        self.observer
+            .store_transactions(self.store.commit_transactions());
         self.observer.render()
     }
 
@@ -508,27 +516,18 @@ impl Engine {
             },
             _ => Vec::new(),
         };
-        let store = self.store.clone();
-        let name = table.def.name.clone();
-        let batch_for_store = batch.clone();
-        let committed = tokio::task::spawn_blocking(move || {
-            let mut commits = vec![Commit {
-                table: &name,
-                batch: batch_for_store.as_ref(),
-                state: state.as_deref(),
-                dead_letters: &dead_letters,
-                unkeyed_deletes: 0,
-            }];
-            commits.extend(view::commits(&view_changes));
-            let infos = store.commit_group(&commits);
-            drop(commits);
-            infos
-                .map(|infos| (infos, view_changes))
-                .map_err(EngineError::from)
-        })
-        .await
-        .map_err(|e| EngineError::Internal(e.to_string()))
-        .and_then(|r| r);
+        // Written with whatever other polls are waiting: one fsync for all of them.
+        let committed = self
+            .poll_committer
+            .write(group_commit::PollWrite {
+                table: table.def.name.clone(),
+                batch: batch.clone(),
+                state,
+                dead_letters,
+                view_changes,
+            })
+            .await
+            .map_err(EngineError::from);
         let (infos, view_changes) = match committed {
             Ok(done) => done,
             Err(e) => {

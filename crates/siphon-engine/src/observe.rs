@@ -132,6 +132,9 @@ pub struct Observer {
     sink_errors: Family<SinkLabels, Counter>,
     sink_position: Family<SinkLabels, Gauge>,
     sink_lag: Family<SinkLabels, Gauge>,
+    store_transactions: Counter,
+    /// What `store_transactions` was last brought up to (renders may run concurrently).
+    store_transactions_seen: Mutex<u64>,
     history_per_source: usize,
     logs: Mutex<BTreeMap<String, VecDeque<LogRow>>>,
     http: Mutex<BTreeMap<String, VecDeque<HttpRow>>>,
@@ -209,6 +212,13 @@ impl Observer {
         let sink_errors = Family::<SinkLabels, Counter>::default();
         let sink_position = Family::<SinkLabels, Gauge>::default();
         let sink_lag = Family::<SinkLabels, Gauge>::default();
+        let store_transactions = Counter::default();
+        registry.register(
+            "siphon_store_commit_transactions",
+            "Durable write transactions (each one fsync) that committed polls, pushes and \
+             view changes; group commit makes it smaller than the commits they hold",
+            store_transactions.clone(),
+        );
         registry.register(
             "siphon_http_requests",
             "HTTP requests made by polling sources (status: HTTP code, or error/timeout)",
@@ -326,6 +336,8 @@ impl Observer {
             sink_errors,
             sink_position,
             sink_lag,
+            store_transactions,
+            store_transactions_seen: Mutex::new(0),
             history_per_source: history_per_source.max(1),
             logs: Mutex::new(BTreeMap::new()),
             http: Mutex::new(BTreeMap::new()),
@@ -424,6 +436,15 @@ impl Observer {
         );
         tracing::warn!(sink = %sink.labels.table, "{message}");
         self.log(sink, Utc::now(), "WARN", message);
+    }
+
+    /// The store's commit transactions so far (a running total).
+    pub fn store_transactions(&self, total: u64) {
+        let mut seen = self.store_transactions_seen.lock().expect("metrics lock");
+        if total > *seen {
+            self.store_transactions.inc_by(total - *seen);
+            *seen = total;
+        }
     }
 
     /// Prometheus text exposition of every metric.

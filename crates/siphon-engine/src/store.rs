@@ -80,6 +80,9 @@ pub enum StoreError {
         /// The store file.
         path: String,
     },
+    /// The thread that writes polls stopped (a bug: it only stops with the engine).
+    #[error("the store's commit thread stopped")]
+    Closed,
     /// A stored value could not be decoded (a bug or a corrupted file).
     #[error("stored value for {what} is unreadable: {message}")]
     Corrupt {
@@ -182,6 +185,8 @@ pub struct SinkPosition {
 pub struct Store {
     db: Database,
     retention: Retention,
+    /// Durable write transactions of commits (polls, pushes, views) since open.
+    commit_transactions: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -221,7 +226,11 @@ impl Store {
             migrate_legacy_dead_letters(&txn)?;
         }
         db_err!(txn.commit())?;
-        Ok(Store { db, retention })
+        Ok(Store {
+            db,
+            retention,
+            commit_transactions: std::sync::atomic::AtomicU64::new(0),
+        })
     }
 
     /// Commits records, state and dead letters of one poll atomically and durably.
@@ -294,7 +303,16 @@ impl Store {
             }
         }
         db_err!(txn.commit())?;
+        self.commit_transactions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(infos)
+    }
+
+    /// Durable write transactions of commits since the store was opened: with group
+    /// commit, fewer than the polls and pushes they hold.
+    pub fn commit_transactions(&self) -> u64 {
+        self.commit_transactions
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The saved state of a table's source.
