@@ -129,3 +129,51 @@ async fn resumes_from_the_data_dir_and_refuses_a_changed_definition() {
         server.log_text()
     );
 }
+
+/// A restart does not poll every source at once: a source that polled recently waits out
+/// the rest of its interval, counted from its last poll before the restart.
+#[tokio::test]
+async fn a_restart_keeps_each_sources_schedule() {
+    let api = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([{"id": 1}])))
+        .mount(&api)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = write_file(
+        dir.path(),
+        "p.sql",
+        &format!(
+            "CREATE TABLE slow (id BIGINT) WITH (connector = 'polling_http', endpoint = '{}/s', interval_ms = 4000);",
+            api.uri()
+        ),
+    );
+    let mut server = Server::start(&data, &[&file], &[]).await;
+    server
+        .wait_for("SELECT requests FROM system.connector_status", WAIT, |r| {
+            int(&r[0]["requests"]) == 1
+        })
+        .await;
+    let first_poll = std::time::Instant::now();
+    server.terminate();
+    let server = Server::start(&data, &[&file], &[]).await;
+    // Well inside the interval: the restarted source has not polled again.
+    tokio::time::sleep(Duration::from_millis(1000).saturating_sub(first_poll.elapsed())).await;
+    let requests = api.received_requests().await.unwrap().len();
+    assert_eq!(
+        requests, 1,
+        "a restart 1 s into a 4 s interval polled at once"
+    );
+    // ... and it polls when the interval since its last poll is over.
+    server
+        .wait_for("SELECT requests FROM system.connector_status", WAIT, |r| {
+            int(&r[0]["requests"]) == 1
+        })
+        .await;
+    assert!(
+        first_poll.elapsed() >= Duration::from_millis(3000),
+        "polled again after {:?}",
+        first_poll.elapsed()
+    );
+}

@@ -100,6 +100,10 @@ pub struct SavedState {
     /// The identity of the source that produced it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub identity: PollIdentity,
+    /// When the poll that saved it started: a restart waits out the rest of the interval
+    /// from there instead of polling at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polled_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl SavedState {
@@ -183,6 +187,7 @@ mod tests {
                 ..SourceState::default()
             },
             identity: poll_identity(&table(&[("endpoint", "http://a/")]), None),
+            polled_at: None,
         };
         let (state, changed) = saved.clone().resume(&current);
         assert_eq!(state, SourceState::default());

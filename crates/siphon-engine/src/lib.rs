@@ -346,6 +346,9 @@ impl Engine {
     /// Starts every polling source.
     pub async fn start(self: &Arc<Self>) {
         let sources = std::mem::take(&mut *self.sources.lock().expect("sources lock"));
+        // Sources that never polled start spread over 1 ms per source (at most their
+        // interval): a few start at once, ten thousand over ten seconds, not all in one go.
+        let first_tick_spread = std::time::Duration::from_millis(sources.len() as u64);
         let mut tasks = self.tasks.lock().await;
         for (table, source) in sources {
             let status = self.statuses.read().expect("status lock")[&table.def.name].clone();
@@ -371,6 +374,7 @@ impl Engine {
                 shutdown: self.shutdown.subscribe(),
                 id,
                 identity,
+                first_tick_spread,
             };
             tasks.spawn(task.run());
         }

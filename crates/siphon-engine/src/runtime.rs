@@ -44,6 +44,39 @@ pub(crate) struct SourceTask {
     pub id: SourceId,
     /// The identity the saved state must belong to.
     pub identity: PollIdentity,
+    /// A source that never polled starts within this much of the engine's start (its
+    /// share of a spread, so thousands of sources do not all poll in the same instant).
+    pub first_tick_spread: Duration,
+}
+
+/// Where in `spread` a source that never polled takes its first tick: a stable position
+/// from its name, so the sources of a large pipeline start spread out evenly.
+fn first_tick_offset(table: &str, spread: Duration) -> Duration {
+    if spread.is_zero() {
+        return Duration::ZERO;
+    }
+    // FNV-1a: stable across runs and platforms (std's hasher is seeded per process).
+    let hash = table.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    Duration::from_nanos(hash % spread.as_nanos().max(1) as u64)
+}
+
+/// How long a source waits before its first poll: the rest of its interval after its last
+/// saved poll (so a restart does not poll everything at once), or its place in the spread.
+fn first_tick_delay(
+    polled_at: Option<chrono::DateTime<Utc>>,
+    interval: Duration,
+    offset: Duration,
+    now: chrono::DateTime<Utc>,
+) -> Duration {
+    match polled_at {
+        Some(at) => {
+            let due = at + chrono::Duration::from_std(interval).unwrap_or_default();
+            (due - now).to_std().unwrap_or(Duration::ZERO).min(interval)
+        }
+        None => offset.min(interval),
+    }
 }
 
 /// The pause before a panicked task restarts: its interval, within [1 s, 60 s].
@@ -112,20 +145,29 @@ impl SourceTask {
 
     async fn run_until_shutdown(&mut self) {
         let interval = self.source.config().interval;
-        let mut state = match self.load_state().await {
+        let (mut state, polled_at) = match self.load_state().await {
             Ok(s) => s,
             Err(e) => {
                 self.fail(format!("cannot read the source's saved state: {e}"));
                 return;
             }
         };
-        let mut ticker = tokio::time::interval(interval);
+        let first = first_tick_delay(
+            polled_at,
+            interval,
+            first_tick_offset(&self.table.def.name, self.first_tick_spread),
+            Utc::now(),
+        );
+        self.status.lock().expect("status lock").next_poll_at =
+            Some(Utc::now() + chrono::Duration::from_std(first).unwrap_or_default());
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + first, interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
                 _ = self.shutdown.changed() => return,
             }
+            let poll_started = Utc::now();
             if self.engine.is_paused() && !self.wait_while_paused().await {
                 return;
             }
@@ -148,7 +190,10 @@ impl SourceTask {
                 self.engine.observer.request(&self.id, request);
             }
             match result {
-                Ok(output) => self.commit(output, &mut state, next_poll_at).await,
+                Ok(output) => {
+                    self.commit(output, &mut state, next_poll_at, poll_started)
+                        .await
+                }
                 Err(PollError::CircuitOpen { remaining_ms }) => {
                     self.engine.observer.circuit_open(&self.id, remaining_ms);
                     let mut s = self.status.lock().expect("status lock");
@@ -184,6 +229,7 @@ impl SourceTask {
         output: PollOutput,
         state: &mut SourceState,
         next_poll_at: chrono::DateTime<Utc>,
+        poll_started: chrono::DateTime<Utc>,
     ) {
         let requests = output.requests.len() as u64;
         let table = &self.table.def.name;
@@ -208,6 +254,7 @@ impl SourceTask {
         let saved = SavedState {
             source: output.state,
             identity: self.identity.clone(),
+            polled_at: Some(poll_started),
         };
         let state_bytes = serde_json::to_vec(&saved).expect("source state serializes");
         match self
@@ -268,22 +315,28 @@ impl SourceTask {
     }
 
     /// The saved state, or a fresh one when it belongs to a source with other options.
-    async fn load_state(&self) -> Result<SourceState, EngineError> {
+    /// The state to resume from, and when the poll that saved it started (only for a state
+    /// this same source saved).
+    async fn load_state(
+        &self,
+    ) -> Result<(SourceState, Option<chrono::DateTime<Utc>>), EngineError> {
         let store = self.engine.store.clone();
         let table = self.table.def.name.clone();
         let bytes = tokio::task::spawn_blocking(move || store.state(&table))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))??;
         let saved: SavedState = match bytes {
-            None => return Ok(SourceState::default()),
+            None => return Ok((SourceState::default(), None)),
             Some(b) => serde_json::from_slice(&b)
                 .map_err(|e| EngineError::Internal(format!("saved state: {e}")))?,
         };
+        let polled_at = saved.polled_at;
         let (state, changed) = saved.resume(&self.identity);
         if !changed.is_empty() {
             self.engine.observer.state_reset(&self.id, &changed);
+            return Ok((state, None));
         }
-        Ok(state)
+        Ok((state, polled_at))
     }
 
     fn record_failure(
@@ -310,5 +363,51 @@ impl SourceTask {
         s.last_error = Some(message);
         s.last_error_at = Some(Utc::now());
         s.next_poll_at = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restart_waits_out_the_rest_of_the_interval_and_new_sources_spread() {
+        let now = Utc::now();
+        let minute = Duration::from_secs(60);
+        let secs = |s: i64| chrono::Duration::seconds(s);
+        // Polled 20 s ago: the next poll is 40 s away, not now.
+        assert_eq!(
+            first_tick_delay(Some(now - secs(20)), minute, Duration::ZERO, now),
+            Duration::from_secs(40)
+        );
+        // Overdue, or saved by a clock that ran ahead: at once, or at most one interval.
+        assert_eq!(
+            first_tick_delay(Some(now - secs(600)), minute, Duration::ZERO, now),
+            Duration::ZERO
+        );
+        assert_eq!(
+            first_tick_delay(Some(now + secs(600)), minute, Duration::ZERO, now),
+            minute
+        );
+        // Never polled: its place in the spread, within its interval.
+        let spread = Duration::from_secs(10);
+        let offsets: Vec<Duration> = (0..1000)
+            .map(|i| first_tick_offset(&format!("source_{i}"), spread))
+            .collect();
+        assert!(offsets.iter().all(|o| *o < spread));
+        let early = offsets.iter().filter(|o| **o < spread / 2).count();
+        assert!(
+            (400..600).contains(&early),
+            "{early} of 1000 in the first half"
+        );
+        assert_eq!(
+            first_tick_offset("a", spread),
+            first_tick_offset("a", spread)
+        );
+        assert_eq!(first_tick_offset("a", Duration::ZERO), Duration::ZERO);
+        assert_eq!(
+            first_tick_delay(None, Duration::from_secs(1), spread, now),
+            Duration::from_secs(1)
+        );
     }
 }
