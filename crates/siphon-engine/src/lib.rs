@@ -5,6 +5,7 @@
 //! answers SQL over the committed data. The HTTP server and the CLI are thin layers over it.
 
 pub mod catalog;
+pub mod cluster;
 mod committer;
 pub mod egress;
 pub mod encode;
