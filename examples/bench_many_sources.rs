@@ -14,32 +14,18 @@
 //! against the polls they held (group commit); and siphon's RSS and peak RSS.
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
 use axum::routing::get;
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{Process, free_port, proc_kb};
+
 type Arrivals = Arc<Mutex<HashMap<u32, Vec<Instant>>>>;
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn proc_kb(pid: u32, field: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .unwrap_or(0.0)
-}
 
 async fn page(State(arrivals): State<Arrivals>, Path(n): Path<u32>) -> String {
     let now = Instant::now();
@@ -98,11 +84,7 @@ async fn main() {
     }
     let file = dir.path().join("many.sql");
     std::fs::write(&file, pipeline).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let spawned = Instant::now();
     let child = Process(
         Command::new(&bin)

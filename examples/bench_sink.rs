@@ -11,48 +11,12 @@
 //! email, created_at, amount, status). Everything shares the machine's cores.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+#[path = "support/mod.rs"]
+mod support;
 use std::time::{Duration, Instant};
-
-fn record(i: u64) -> String {
-    format!(
-        "{{\"id\":{i},\"uuid\":\"{:08x}-1b2c-4d5e-8f90-{:012x}\",\"name\":\"Customer {i}\",\"email\":\"customer{i}@example.com\",\"created_at\":\"2026-11-{:02}T10:{:02}:{:02}Z\",\"amount\":{}.{:02},\"status\":\"{}\"}}\n",
-        i as u32,
-        i,
-        1 + i % 28,
-        i % 60,
-        (i / 60) % 60,
-        i % 10_000,
-        i % 100,
-        ["active", "pending", "closed"][(i % 3) as usize]
-    )
-}
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn peak_rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
+use support::{Process, free_port, peak_rss_mb, record};
 
 const TABLE: &str = "CREATE TABLE bench (id BIGINT, uuid TEXT, name TEXT, email TEXT, created_at TIMESTAMP, amount DOUBLE, status TEXT);";
 

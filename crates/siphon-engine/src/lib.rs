@@ -47,7 +47,7 @@ use crate::ingress::{PushError, PushFormat, UpdateFormat};
 use crate::observe::Observer;
 use crate::pipeline::{LoadError, SourceFile};
 use crate::query::{QueryEngine, QueryError, QueryLimits, QueryStream};
-use crate::status::{RunState, SourceStatus};
+use crate::status::SourceStatus;
 use crate::store::{CommitInfo, DeadLetterRow, Store, StoreError};
 use crate::tables::{TableData, TableRef};
 
@@ -238,22 +238,9 @@ impl Engine {
                 statuses.insert(
                     def.name.clone(),
                     Arc::new(Mutex::new(SourceStatus {
-                        connector_name: def.connector.name().to_string(),
-                        table_name: def.name.clone(),
                         connection_name: def.connection.clone(),
-                        state: RunState::Running,
-                        last_success_at: None,
-                        last_error: None,
-                        last_error_at: None,
-                        consecutive_failures: 0,
-                        requests: 0,
-                        records: 0,
                         next_poll_at: Some(Utc::now()),
-                        in_flight_pages: None,
-                        in_flight_records: None,
-                        boundary_records: 0,
-                        reads_from: None,
-                        lag: None,
+                        ..SourceStatus::new(def.connector.name(), &def.name)
                     })),
                 );
                 progress.insert(def.name.clone(), source.progress());

@@ -71,3 +71,27 @@ pub struct SourceStatus {
     /// For a sink: committed changes of its input not published yet.
     pub lag: Option<u64>,
 }
+
+impl SourceStatus {
+    /// A running source (or sink) `name` of kind `connector` that has done nothing yet.
+    pub fn new(connector: &str, name: &str) -> Self {
+        SourceStatus {
+            connector_name: connector.to_string(),
+            table_name: name.to_string(),
+            connection_name: None,
+            state: RunState::Running,
+            last_success_at: None,
+            last_error: None,
+            last_error_at: None,
+            consecutive_failures: 0,
+            requests: 0,
+            records: 0,
+            next_poll_at: None,
+            in_flight_pages: None,
+            in_flight_records: None,
+            boundary_records: 0,
+            reads_from: None,
+            lag: None,
+        }
+    }
+}

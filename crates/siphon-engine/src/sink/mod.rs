@@ -99,22 +99,8 @@ impl SinkHandle {
     pub fn new(def: &SinkDef) -> Self {
         SinkHandle {
             status: Arc::new(Mutex::new(SourceStatus {
-                connector_name: def.connector.name().to_string(),
-                table_name: def.name.clone(),
-                connection_name: None,
-                state: RunState::Running,
-                last_success_at: None,
-                last_error: None,
-                last_error_at: None,
-                consecutive_failures: 0,
-                requests: 0,
-                records: 0,
-                next_poll_at: None,
-                in_flight_pages: None,
-                in_flight_records: None,
-                boundary_records: 0,
                 reads_from: Some(def.from.clone()),
-                lag: None,
+                ..SourceStatus::new(def.connector.name(), &def.name)
             })),
             from: def.from.clone(),
             position: Arc::new(AtomicU64::new(0)),
